@@ -1,6 +1,16 @@
 """The model zoo: importing this package registers every family (one module each)."""
 
-from colorcore.models import baseline  # noqa: F401
+from colorcore.models import (  # noqa: F401  (imported for their @register_model side effects)
+    autoencoder,
+    baseline,
+    eccv16,
+    fusion,
+    pix2pix,
+    resnet_regression,
+    siggraph17,
+    unet_palette,
+    zhang_regression,
+)
 from colorcore.models.base import ColorModel
 
 __all__ = ["ColorModel"]
