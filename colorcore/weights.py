@@ -301,7 +301,7 @@ def create_model(name: str, pretrained: bool | str | Path = False, **config: Any
         return model
     if pretrained is True:
         return _select(name, config, available_weights(name))
-    if isinstance(pretrained, str) and not pretrained.endswith((".safetensors", ".pth", ".pt", ".json")):
+    if isinstance(pretrained, str) and not _looks_like_path(pretrained):
         if pretrained == "published":
             return _select(name, config, [e for e in available_weights(name) if e.url is not None])
         entry = find_weights(pretrained)
@@ -310,6 +310,13 @@ def create_model(name: str, pretrained: bool | str | Path = False, **config: Any
             raise WeightsError(f"no weights named {pretrained!r} for model {name!r}; available: {names}")
         return load_entry(entry)
     return load_weights_file(pretrained, model=name)
+
+
+def _looks_like_path(text: str) -> bool:
+    # A weights name never has a folder or a file extension; anything else is a file, so that a wrong
+    # file ("x.bin") gets the "unknown weights format" error instead of "no weights named".
+    return (text.endswith((".safetensors", ".pth", ".pt", ".json")) or "/" in text or os.sep in text
+            or Path(text).is_file())
 
 
 def _model_names() -> set[str]:

@@ -1,0 +1,5 @@
+"""``python -m colorcore``: see :mod:`colorcore.cli`."""
+
+from colorcore.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,298 @@
+"""Safe image I/O: every source and mode in, an 8-bit RGB or L PIL image out, one exception type.
+
+Rules :func:`load_image` follows (front ends rely on them):
+
+- Sources: a path, raw bytes, a PIL image or a numpy array. The result is always fully decoded and
+  detached from any file, in mode ``"RGB"`` or ``"L"``, with the EXIF orientation applied.
+- Modes: ``1``/``L``/``I;16*``/``I``/``F`` become ``L``; ``P``/``CMYK``/``YCbCr``/``LAB``/``HSV``/``RGB``
+  become ``RGB``. 16-bit data is divided by 257; ``I`` (32-bit) data in [0, 65535] is treated as 16-bit,
+  anything else is min-max stretched; ``F`` data is taken as [0, 1] when its maximum is <= 1 (and
+  clipped), otherwise min-max stretched.
+- Transparency (``LA``, ``PA``, ``RGBA``, ``P`` with a transparent index) is composited on white: a
+  colouriser only sees lightness, and white is what a transparent area looks like on a page.
+- Animated images (GIF, APNG, WebP, multi-page TIFF) give their first frame.
+- A pixel cap (default 40 MP) is checked from the header, before any pixel is decoded. PIL's own
+  decompression-bomb guard (``2 * PIL.Image.MAX_IMAGE_PIXELS``, about 179 MP) still applies first, so a
+  ``max_pixels`` above that needs ``PIL.Image.MAX_IMAGE_PIXELS`` raised too.
+- Missing, empty, truncated, corrupt, unsupported and oversized inputs all raise
+  :class:`~colorcore.errors.ImageLoadError` with the reason. ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never
+  touched, so truncated files fail instead of silently decoding grey.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from colorcore.errors import ImageLoadError
+
+DEFAULT_MAX_PIXELS = 40_000_000
+
+# Decoders we trust with user files. Deliberately excludes e.g. EPS (runs Ghostscript), PSD and the
+# scientific formats, which a photo colouriser has no use for.
+_FORMATS = ("AVIF", "BMP", "DIB", "GIF", "ICO", "JPEG", "JPEG2000", "PCX", "PNG", "PPM", "QOI", "SGI",
+            "TGA", "TIFF", "WEBP")
+
+IMAGE_EXTENSIONS = frozenset({
+    ".avif", ".bmp", ".dib", ".gif", ".ico", ".j2k", ".jfif", ".jp2", ".jpe", ".jpeg", ".jpg", ".jpx",
+    ".pbm", ".pcx", ".pgm", ".png", ".pnm", ".ppm", ".qoi", ".rgb", ".sgi", ".tga", ".tif", ".tiff", ".webp",
+})
+
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
+
+
+def _allowed_formats() -> list[str]:
+    Image.init()  # registers every plugin; cheap after the first call
+    return [f for f in _FORMATS if f in Image.OPEN]
+
+
+def _describe(source: object) -> str:
+    if isinstance(source, str | os.PathLike):
+        return str(source)
+    if isinstance(source, bytes | bytearray | memoryview):
+        return f"<{len(source)} bytes>"
+    return f"<{type(source).__name__}>"
+
+
+def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            f"{what}: image is {width}x{height} = {width * height / 1e6:.0f} MP, above the "
+            f"{max_pixels / 1e6:g} MP limit; downscale it first (or raise max_pixels)"
+        )
+
+
+def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open ``source`` as a decoded 8-bit ``"RGB"`` or ``"L"`` PIL image (see the module docstring).
+
+    Args:
+        source: a file path, encoded bytes, a PIL image, or a numpy array ``(H, W)``, ``(H, W, 1)``,
+            ``(H, W, 3)`` or ``(H, W, 4)`` of dtype uint8, uint16, bool or float (float taken as [0, 1]).
+        max_pixels: refuse images with more than this many pixels (width x height).
+
+    Raises:
+        ImageLoadError: the source is missing, empty, not an image, truncated, corrupt or too large.
+    """
+    if max_pixels < 1:
+        raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+    what = _describe(source)
+    if isinstance(source, np.ndarray):
+        return _from_array(source, max_pixels, what)
+    if isinstance(source, Image.Image):
+        _check_pixels(*source.size, max_pixels, what)
+        try:
+            source.load()
+            return _normalise(source, what)
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageLoadError(f"{what}: cannot decode the image ({exc})") from exc
+    if isinstance(source, bytes | bytearray | memoryview):
+        if len(source) == 0:
+            raise ImageLoadError("the image data is empty (0 bytes)")
+        return _open(io.BytesIO(bytes(source)), max_pixels, what)
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.exists():
+            raise ImageLoadError(f"{path}: no such file")
+        if not path.is_file():
+            raise ImageLoadError(f"{path}: not a file")
+        if path.stat().st_size == 0:
+            raise ImageLoadError(f"{path}: the file is empty (0 bytes)")
+        try:
+            with open(path, "rb") as fh:
+                return _open(fh, max_pixels, what)
+        except PermissionError as exc:
+            raise ImageLoadError(f"{path}: cannot read the file ({exc.strerror})") from exc
+    raise ImageLoadError(f"cannot load an image from a {type(source).__name__}")
+
+
+def _open(fh: io.IOBase, max_pixels: int, what: str) -> Image.Image:
+    try:
+        # Image.open only parses the header; its own bomb check (PIL.Image.MAX_IMAGE_PIXELS) may fire here.
+        with Image.open(fh, formats=_allowed_formats()) as im:
+            _check_pixels(*im.size, max_pixels, what)
+            im.load()  # decode now, inside the try: truncated or corrupt data raises here
+            return _normalise(im, what)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # PIL's own guard (2 x PIL.Image.MAX_IMAGE_PIXELS) fires inside Image.open, before our check.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too large"
+        raise ImageLoadError(
+            f"{what}: image is {size}, above the {max_pixels / 1e6:g} MP limit (PIL refuses it as a possible "
+            "decompression bomb); downscale it first"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(
+            f"{what}: not a recognised image file (supported: {', '.join(_allowed_formats())})"
+        ) from exc
+    # Plugins signal corrupt data with any of these (struct.error and IndexError leak from headers).
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error) as exc:
+        reason = str(exc) or type(exc).__name__
+        hint = " (the file is truncated)" if "truncat" in reason.lower() else ""
+        raise ImageLoadError(f"{what}: cannot decode the image{hint}: {reason}") from exc
+
+
+def _normalise(im: Image.Image, what: str) -> Image.Image:
+    """Decoded PIL image of any mode -> detached 8-bit ``RGB``/``L`` image, orientation applied."""
+    # Animated files open on their first frame and load() decoded only that one.
+    im = _transpose(im)
+    mode = im.mode
+    if mode in {"RGB", "L"}:
+        return im.copy() if _shares_file(im) else im
+    if mode == "1":
+        return im.convert("L")
+    if mode.startswith("I;16"):
+        return Image.fromarray(_scale16(np.asarray(im)))
+    if mode == "I":
+        arr = np.asarray(im)
+        if arr.size and arr.min() >= 0 and arr.max() <= 65535:
+            return Image.fromarray(_scale16(arr))
+        return Image.fromarray(_stretch(arr))
+    if mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        finite = arr[np.isfinite(arr)]
+        if finite.size == 0 or finite.max() <= 1.0:
+            return Image.fromarray(_float_to_u8(arr))
+        return Image.fromarray(_stretch(arr))
+    if mode in {"LA", "La"}:
+        return _on_white(im.convert("LA")).convert("L")
+    if mode in {"RGBA", "RGBa", "PA"} or (mode == "P" and "transparency" in im.info):
+        return _on_white(im.convert("RGBA")).convert("RGB")
+    try:
+        return im.convert("RGB")  # P, CMYK, YCbCr, LAB, HSV, RGBX, ...
+    except ValueError as exc:
+        raise ImageLoadError(f"{what}: unsupported image mode {mode!r}") from exc
+
+
+def _shares_file(im: Image.Image) -> bool:
+    # A decoded ImageFile still holds its file object; copy so the result outlives the `with`.
+    return getattr(im, "fp", None) is not None or hasattr(im, "filename")
+
+
+def _transpose(im: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(im) or im
+    except Exception:  # a corrupt EXIF block must not reject an otherwise good image
+        return im
+
+
+def _on_white(im: Image.Image) -> Image.Image:
+    background = Image.new(im.mode, im.size, (255,) * len(im.mode))
+    background.alpha_composite(im) if im.mode == "RGBA" else background.paste(im, mask=im.getchannel("A"))
+    return background
+
+
+def _scale16(arr: np.ndarray) -> np.ndarray:
+    """uint16-range integers -> uint8 by /257 (65535 -> 255), rounded."""
+    return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _float_to_u8(arr: np.ndarray) -> np.ndarray:
+    """Float in [0, 1] (clipped; NaN -> 0) -> uint8."""
+    arr = np.nan_to_num(arr.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+    return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _stretch(arr: np.ndarray) -> np.ndarray:
+    """Min-max stretch of arbitrary-range data to uint8 (a constant image becomes 0)."""
+    arr = arr.astype(np.float32)
+    finite = np.isfinite(arr)
+    if not finite.any():
+        return np.zeros(arr.shape, np.uint8)
+    lo, hi = float(arr[finite].min()), float(arr[finite].max())
+    scaled = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    return _float_to_u8(scaled)
+
+
+def _from_array(arr: np.ndarray, max_pixels: int, what: str) -> Image.Image:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageLoadError(
+            f"{what}: expected an array of shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageLoadError(f"{what}: the array is empty, shape {arr.shape}")
+    _check_pixels(arr.shape[1], arr.shape[0], max_pixels, what)
+    if arr.dtype == np.uint8:
+        u8 = arr
+    elif arr.dtype == np.uint16:
+        u8 = _scale16(arr)
+    elif arr.dtype == np.bool_:
+        u8 = arr.astype(np.uint8) * 255
+    elif np.issubdtype(arr.dtype, np.floating):
+        u8 = _float_to_u8(arr)
+    else:
+        raise ImageLoadError(f"{what}: unsupported array dtype {arr.dtype}; use uint8, uint16, bool or float")
+    u8 = np.ascontiguousarray(u8)
+    if u8.ndim == 2:
+        return Image.fromarray(u8, "L")
+    if u8.shape[2] == 4:
+        return _on_white(Image.fromarray(u8, "RGBA")).convert("RGB")
+    return Image.fromarray(u8, "RGB")
+
+
+def save_png(image: Image.Image | np.ndarray, path: str | os.PathLike) -> Path:
+    """Write ``image`` (PIL, or a uint8 array ``(H, W)``/``(H, W, 3)``) as PNG atomically; returns the path.
+
+    The file appears complete or not at all: it is written to a temporary file beside ``path`` first.
+    Missing parent folders are created.
+    """
+    path = Path(path)
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(np.ascontiguousarray(image))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            image.save(fh, format="PNG")
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    return path
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` looks like an image by its extension (hidden files such as ``._x.jpg`` excluded)."""
+    path = Path(path)
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def iter_image_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders into a sorted, de-duplicated list of image files.
+
+    Folders are walked recursively (symlinked folders are not followed, so loops cannot hang) and only
+    files passing :func:`is_image_file` are kept. A file named explicitly is always kept, whatever its
+    extension, so that a bad file is reported by the loader rather than skipped silently.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    found: set[Path] = set()
+    for p in map(Path, paths):
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                found.update(Path(root) / f for f in files if is_image_file(f))
+        elif p.exists():
+            found.add(p)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {p}")
+    return sorted(found)
+
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageSource", "is_image_file", "iter_image_files",
+    "load_image", "save_png",
+]
