@@ -1,0 +1,253 @@
+"""Image-quality metrics for colourisation, on uint8 RGB images, plus two classifier metrics.
+
+Every image metric takes ``pred`` and ``truth`` as ``(H, W, 3)`` uint8 numpy arrays of the same shape
+and returns a Python float. Lab values come from :func:`colorcore.color.rgb_to_lab` (fast, matches
+scikit-image within 1e-4).
+
+- ``imgsim``: 100 * (1 - mean |ΔRGB| / 255), in %.
+- ``psnr``: RGB PSNR in dB with data range 255, capped at :data:`PSNR_CAP` = 100 dB so that identical
+  images (infinite PSNR) keep means and JSON finite. Only near-identical multi-megapixel images reach the
+  cap otherwise (a single off-by-one value among N gives 48.1 + 10 log10(N) dB).
+- ``ssim``: ``skimage.metrics.structural_similarity`` (``channel_axis=-1``, ``data_range=255``, 7 x 7
+  window, smaller for images under 7 pixels; NaN below 3 pixels).
+- ``ab_mse``: mean squared ab error over pixels and both channels (ab units squared).
+- ``ab_r2``: coefficient of determination of the ab channels pooled, ``1 - SS_res / SS_tot``
+  (scikit-learn's "variance_weighted" R²); a constant truth gives 1 for a perfect prediction, else 0.
+- ``auc``: Zhang et al. 2016's raw accuracy: the fraction of pixels whose ab L2 error is <= t, integrated
+  over t in [0, 150] (trapezoid, integer steps) and normalised, in %.
+- ``colorfulness``: Hasler & Süsstrunk (2003) M = σ_rgyb + 0.3 μ_rgyb of ``pred`` (RGB 0..255 scale).
+- ``colorfulness_diff``: colourfulness of ``pred`` minus that of ``truth``.
+- ``ciede2000``: mean CIEDE2000 colour difference (``skimage.color.deltaE_ciede2000``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from colorcore.color import lab_to_rgb, rgb_to_lab
+from colorcore.errors import ConfigError
+from colorcore.quantize import hard_assign
+
+PSNR_CAP = 100.0  # dB reported for identical images
+AUC_MAX_THRESHOLD = 150  # ab units, Zhang et al. 2016
+
+#: name -> (label, higher_is_better, unit); ``None`` means "closer to 0 is better".
+METRIC_INFO: dict[str, tuple[str, bool | None, str]] = {
+    "imgsim": ("ImgSim", True, "%"),
+    "psnr": ("PSNR", True, "dB"),
+    "ssim": ("SSIM", True, ""),
+    "ab_mse": ("ab MSE", False, "ab²"),
+    "ab_r2": ("ab R²", True, ""),
+    "auc": ("AuC", True, "%"),
+    # Colourisers mostly err on the dull side, so more colour is usually better (up to the truth's).
+    "colorfulness": ("Colourfulness", True, ""),
+    "colorfulness_diff": ("Colourfulness Δ", None, ""),
+    "ciede2000": ("CIEDE2000", False, "ΔE00"),
+}
+
+
+def _check_image(img: np.ndarray, name: str) -> None:
+    if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        desc = (f"{img.dtype} array of shape {img.shape}" if isinstance(img, np.ndarray)
+                else type(img).__name__)
+        raise ConfigError(f"{name} must be an (H, W, 3) uint8 RGB array, got {desc}")
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ConfigError(f"{name} is empty ({img.shape[0]}x{img.shape[1]})")
+
+
+def _check_pair(pred: np.ndarray, truth: np.ndarray) -> None:
+    _check_image(pred, "pred")
+    _check_image(truth, "truth")
+    if pred.shape != truth.shape:
+        raise ConfigError(f"pred and truth differ in size: {pred.shape[1]}x{pred.shape[0]} vs "
+                          f"{truth.shape[1]}x{truth.shape[0]}")
+
+
+def image_to_lab(img: np.ndarray) -> np.ndarray:
+    """CIE Lab ``(H, W, 3)`` float64 of a uint8 RGB image, via :func:`colorcore.color.rgb_to_lab`."""
+    _check_image(img, "image")
+    # torch.from_numpy warns on read-only arrays (np.asarray of a PIL image): copy those.
+    arr = img if img.flags.writeable and img.flags.c_contiguous else np.array(img)
+    rgb = torch.from_numpy(arr).permute(2, 0, 1).float().div_(255)
+    with torch.no_grad():
+        return rgb_to_lab(rgb).permute(1, 2, 0).double().numpy()
+
+
+# ---- RGB metrics -------------------------------------------------------------------------------------
+
+
+def imgsim(pred: np.ndarray, truth: np.ndarray) -> float:
+    """100 * (1 - mean |ΔRGB| / 255), in % (100 for identical images)."""
+    _check_pair(pred, truth)
+    diff = np.abs(pred.astype(np.int16) - truth.astype(np.int16))
+    return float(100.0 * (1.0 - diff.mean() / 255.0))
+
+
+def psnr(pred: np.ndarray, truth: np.ndarray) -> float:
+    """RGB PSNR in dB (data range 255), capped at :data:`PSNR_CAP` for identical images."""
+    _check_pair(pred, truth)
+    mse = float(np.mean((pred.astype(np.float64) - truth.astype(np.float64)) ** 2))
+    if mse == 0:
+        return PSNR_CAP
+    return min(PSNR_CAP, 10.0 * math.log10(255.0**2 / mse))
+
+
+def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean structural similarity over the RGB channels (scikit-image, data range 255)."""
+    from skimage.metrics import structural_similarity
+
+    _check_pair(pred, truth)
+    side = min(pred.shape[:2])
+    if side < 3:
+        return float("nan")
+    win = min(7, side if side % 2 else side - 1)  # scikit-image needs an odd window <= the image side
+    return float(structural_similarity(pred, truth, channel_axis=-1, data_range=255, win_size=win))
+
+
+def colorfulness(pred: np.ndarray, truth: np.ndarray | None = None) -> float:
+    """Hasler & Süsstrunk (2003) colourfulness of ``pred`` (``truth`` is accepted and ignored); 0 for gray."""
+    _check_image(pred, "pred")
+    rgb = pred.astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    sigma = math.hypot(float(rg.std()), float(yb.std()))
+    mu = math.hypot(float(rg.mean()), float(yb.mean()))
+    return sigma + 0.3 * mu
+
+
+def colorfulness_diff(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Colourfulness of ``pred`` minus colourfulness of ``truth`` (negative: duller than the truth)."""
+    _check_pair(pred, truth)
+    return colorfulness(pred) - colorfulness(truth)
+
+
+# ---- Lab metrics (on precomputed Lab, shared by compute_all) -----------------------------------------
+
+
+def _ab_mse(lab_p: np.ndarray, lab_t: np.ndarray) -> float:
+    return float(np.mean((lab_p[..., 1:] - lab_t[..., 1:]) ** 2))
+
+
+def _ab_r2(lab_p: np.ndarray, lab_t: np.ndarray) -> float:
+    ab_p, ab_t = lab_p[..., 1:].reshape(-1, 2), lab_t[..., 1:].reshape(-1, 2)
+    ss_res = float(((ab_t - ab_p) ** 2).sum())
+    ss_tot = float(((ab_t - ab_t.mean(axis=0)) ** 2).sum())
+    if ss_tot == 0:  # constant truth: scikit-learn's convention (force_finite)
+        return 1.0 if ss_res == 0 else 0.0
+    return 1.0 - ss_res / ss_tot
+
+
+def _auc(lab_p: np.ndarray, lab_t: np.ndarray) -> float:
+    err = np.sqrt(((lab_p[..., 1:] - lab_t[..., 1:]) ** 2).sum(axis=-1)).ravel()
+    # err <= t  <=>  ceil(err) <= t for integer t: one bincount gives the CDF at every threshold.
+    steps = np.minimum(np.ceil(err), AUC_MAX_THRESHOLD + 1).astype(np.int64)
+    cdf = np.cumsum(np.bincount(steps, minlength=AUC_MAX_THRESHOLD + 2))[: AUC_MAX_THRESHOLD + 1] / err.size
+    area = np.trapezoid(cdf, dx=1.0) / AUC_MAX_THRESHOLD
+    return float(100.0 * area)
+
+
+def _ciede2000(lab_p: np.ndarray, lab_t: np.ndarray) -> float:
+    from skimage.color import deltaE_ciede2000
+
+    return float(np.mean(deltaE_ciede2000(lab_t, lab_p, channel_axis=-1)))
+
+
+def _lab_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    _check_pair(pred, truth)
+    return image_to_lab(pred), image_to_lab(truth)
+
+
+def ab_mse(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean squared error of the Lab ab channels (ab units squared, averaged over pixels and a, b)."""
+    return _ab_mse(*_lab_pair(pred, truth))
+
+
+def ab_r2(pred: np.ndarray, truth: np.ndarray) -> float:
+    """R² of the predicted ab channels against the truth's, pooled over a and b."""
+    return _ab_r2(*_lab_pair(pred, truth))
+
+
+def auc(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Area under the CDF of per-pixel ab L2 error over thresholds 0..150, in % (100 for identical)."""
+    return _auc(*_lab_pair(pred, truth))
+
+
+def ciede2000(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean CIEDE2000 colour difference between ``pred`` and ``truth``."""
+    return _ciede2000(*_lab_pair(pred, truth))
+
+
+def compute_all(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Every metric of :data:`METRIC_INFO`, in that order; Lab is computed once per image."""
+    lab_p, lab_t = _lab_pair(pred, truth)
+    cf_pred, cf_truth = colorfulness(pred), colorfulness(truth)
+    return {
+        "imgsim": imgsim(pred, truth),
+        "psnr": psnr(pred, truth),
+        "ssim": ssim(pred, truth),
+        "ab_mse": _ab_mse(lab_p, lab_t),
+        "ab_r2": _ab_r2(lab_p, lab_t),
+        "auc": _auc(lab_p, lab_t),
+        "colorfulness": cf_pred,
+        "colorfulness_diff": cf_pred - cf_truth,
+        "ciede2000": _ciede2000(lab_p, lab_t),
+    }
+
+
+def gray_baseline(truth: np.ndarray) -> np.ndarray:
+    """What doing nothing scores: the truth's L with a = b = 0, as a neutral uint8 RGB image (R = G = B)."""
+    _check_image(truth, "truth")
+    lab = torch.from_numpy(image_to_lab(truth)).permute(2, 0, 1).float()
+    lab[1:] = 0
+    with torch.no_grad():
+        rgb = lab_to_rgb(lab)
+    # Lab (L, 0, 0) is neutral up to rounding of the white point; one channel keeps it exactly gray.
+    gray = rgb.mean(dim=0).mul_(255).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+# ---- classifier metrics -------------------------------------------------------------------------------
+
+
+def bin_accuracy(logits: Tensor, ab_true: Tensor, centers: Tensor) -> float:
+    """Top-1 accuracy in %: argmax of ``logits (B, Q, h, w)`` vs the nearest bin of ``ab_true (B, 2, h, w)``.
+
+    ``centers (Q, 2)`` are the bin centres the logits refer to.
+    """
+    if logits.dim() != 4 or ab_true.dim() != 4 or ab_true.shape[1] != 2:
+        raise ConfigError(f"expected logits (B, Q, h, w) and ab (B, 2, h, w), got {tuple(logits.shape)} "
+                          f"and {tuple(ab_true.shape)}")
+    if logits.shape[0] != ab_true.shape[0] or logits.shape[-2:] != ab_true.shape[-2:]:
+        raise ConfigError(f"logits {tuple(logits.shape)} and ab {tuple(ab_true.shape)} "
+                          "differ in batch or size")
+    if logits.shape[1] != centers.shape[0]:
+        raise ConfigError(f"logits have {logits.shape[1]} classes but there are {centers.shape[0]} centres")
+    with torch.no_grad():
+        target = hard_assign(ab_true, centers.to(ab_true.device))
+        correct = (logits.argmax(dim=1) == target.to(logits.device)).float().mean()
+    return float(100.0 * correct)
+
+
+def class_cross_entropy(logits: Tensor, soft_targets: Tensor) -> float:
+    """Mean over pixels of ``-sum_q t_q log softmax(logits)_q`` (nats); both ``(B, Q, h, w)``."""
+    if logits.shape != soft_targets.shape or logits.dim() < 2:
+        raise ConfigError(f"logits {tuple(logits.shape)} and soft targets {tuple(soft_targets.shape)} "
+                          "must have the same (B, Q, h, w) shape")
+    with torch.no_grad():
+        logp = F.log_softmax(logits.double(), dim=1)
+        # Zero targets contribute nothing, even where log p is -inf.
+        nll = -(soft_targets.double() * logp).nan_to_num(nan=0.0).sum(dim=1)
+    return float(nll.mean())
+
+
+__all__ = [
+    "AUC_MAX_THRESHOLD", "METRIC_INFO", "PSNR_CAP", "ab_mse", "ab_r2", "auc", "bin_accuracy",
+    "ciede2000", "class_cross_entropy", "colorfulness", "colorfulness_diff", "compute_all", "gray_baseline",
+    "image_to_lab", "imgsim", "psnr", "ssim",
+]
