@@ -1,0 +1,97 @@
+"""Export a real tiny run to bundled weights, load it back through colorcore and colourise with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import colorcore
+from colorcore.pipeline import Colorizer
+from training.checkpoint import load_checkpoint
+from training.export import ExportError, export_run, read_history
+from training.export import main as export_main
+from training.train import main as train_main
+
+SIZE = 32
+
+
+def _photo(seed: int, side: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / (side - 1)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    rgb = np.stack([0.5 + 0.45 * np.sin(3 * x + 2 * y + p) for p in phase], axis=-1)
+    rgb += rng.normal(0, 0.02, rgb.shape)
+    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A finished baseline run and a finished unet-palette run on 8 + 4 tiny photos."""
+    root = tmp_path_factory.mktemp("export")
+    for split, n, offset in (("train", 8, 0), ("val", 4, 50)):
+        (root / split).mkdir()
+        for i in range(n):
+            Image.fromarray(_photo(offset + i, 40)).save(root / split / f"{i}.png")
+    common = ["--data", str(root / "train"), "--val", str(root / "val"), "--size", str(SIZE),
+              "--batch-size", "4", "--workers", "0", "--no-progress", "--cache-dir", str(root / "cache"),
+              "--steps", "4", "--eval-every", "2"]
+    out = {"baseline": root / "baseline", "palette": root / "palette"}
+    assert train_main(["--model", "baseline", "--config", "hidden=8", "--out", str(out["baseline"]),
+                       *common]) == 0
+    assert train_main(["--model", "unet-palette", "--config", "width=8", "depth=2",
+                       "--out", str(out["palette"]), *common]) == 0
+    return out
+
+
+def test_export_load_colorize_round_trip(runs, weights_dir: Path):
+    assert export_main([str(runs["baseline"]), "--name", "baseline-test",
+                        "--data-manifest", "8 gradients"]) == 0
+    for suffix in (".safetensors", ".json", ".md"):
+        assert (weights_dir / f"baseline-test{suffix}").is_file()
+    card = json.loads((weights_dir / "baseline-test.json").read_text())
+    t = card["training"]
+    assert card["model"] == "baseline" and card["colors"] == "regression" and card["input_size"] == SIZE
+    assert (t["train_images"], t["val_images"], t["steps"], t["batch_size"], t["size"]) == (8, 4, 4, 4, SIZE)
+    assert t["data_manifest"] == "8 gradients" and t["device"] == "cpu" and t["wall_time_s"] >= 0
+    assert "python -m training.train" in t["command"] and t["seed"] == 0
+    assert [row["step"] for row in card["history"]] == [2, 4]
+    best = load_checkpoint(runs["baseline"] / "best.pt")
+    assert card["metrics"]["loss"] == pytest.approx(best["counters"]["best_val"])
+    assert {"psnr", "auc", "colorfulness"} <= card["metrics"].keys()
+    assert card["baseline_gray"]["colorfulness"] == pytest.approx(0.0, abs=1e-6)
+    md = (weights_dir / "baseline-test.md").read_text()
+    assert "gray (ab = 0)" in md and "8 gradients" in md
+
+    # Loads by weights name and by model name + pretrained=True, with the trained tensors (fp16-rounded).
+    by_name = colorcore.create_model("baseline-test", pretrained=True)
+    by_model = colorcore.create_model("baseline", pretrained=True, hidden=8)
+    assert by_name.weights_entry.name == by_model.weights_entry.name == "baseline-test"
+    for key, value in best["model"].items():
+        assert torch.allclose(by_name.state_dict()[key].float(), value.float(), atol=1e-2, rtol=1e-3), key
+
+    gray = Image.fromarray(_photo(7, 45)).convert("L")
+    out = Colorizer("baseline-test", size=None).colorize(gray)
+    assert out.size == gray.size and out.mode == "RGB"
+    arr = np.asarray(out).astype(int)
+    assert np.abs(arr[..., 0] - arr[..., 2]).max() > 0  # it added colour
+
+
+def test_palette_export_records_its_palette(runs, weights_dir: Path):
+    entry = export_run(runs["palette"], "palette-test")
+    assert entry.colors == "palette16" and entry.model == "unet-palette"
+    assert {"bin_acc", "ce"} <= entry.metrics.keys()
+    model = colorcore.create_model("palette-test")
+    assert model.decoder.num_bins == 16
+
+
+def test_export_errors(runs, tmp_path: Path, weights_dir: Path):
+    with pytest.raises(ExportError, match="does not exist"):
+        export_run(tmp_path, "x")
+    with pytest.raises(ExportError, match="plain file name"):
+        export_run(runs["baseline"], "../escape")
+    assert read_history(tmp_path) == []
