@@ -1,0 +1,66 @@
+"""The studio's `colorize` HTTP API, called with gradio_client against a real server on a free port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_util import free_port, make_tiny_weights, serve_gradio
+from PIL import Image
+
+from colorcore.studio import to_gray
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    weights = tmp_path_factory.mktemp("api-weights")
+    make_tiny_weights(weights)
+    with serve_gradio(free_port(), weights) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server: str, tmp_path_factory: pytest.TempPathFactory):
+    c = gradio_client.Client(server, verbose=False, analytics_enabled=False,
+                             download_files=str(tmp_path_factory.mktemp("downloads")))
+    yield c
+    c.close()
+
+
+def test_colorize_returns_the_original_resolution(client, tmp_path: Path, make_rgb):
+    src = tmp_path / "odd.png"
+    Image.fromarray(make_rgb(97, 151, seed=5), "RGB").save(src)  # 151 x 97, not a multiple of any stride
+    for model, temperature, top_k in (("eccv16-tiny", 0.38, 0), ("unet-palette-16", 0.38, 2),
+                                      ("baseline-tiny", 0.38, 0)):
+        out = client.predict(gradio_client.handle_file(str(src)), model, temperature, top_k, 128,
+                             api_name="/colorize")
+        with Image.open(out) as im:
+            assert im.size == (151, 97), model
+            assert im.format == "PNG"
+            arr = np.asarray(im.convert("RGB"))
+        # The output keeps the photo's lightness (up to sRGB clipping of out-of-gamut colours).
+        gray_in = np.asarray(to_gray(Image.open(src)), int)
+        assert np.abs(np.asarray(to_gray(Image.fromarray(arr)), int) - gray_in).mean() < 1
+
+
+def test_colorize_reports_user_errors_in_plain_words(client, tmp_path: Path, make_rgb):
+    src = tmp_path / "p.png"
+    Image.fromarray(make_rgb(40, 40), "RGB").save(src)
+    from gradio_client.exceptions import AppError
+
+    image = gradio_client.handle_file(str(src))
+    with pytest.raises(AppError, match="unknown model 'no-such-model'"):
+        client.predict(image, "no-such-model", 0.38, 0, 128, api_name="/colorize")
+    with pytest.raises(AppError, match="processing size must be"):
+        client.predict(image, "baseline-tiny", 0.38, 0, 4000, api_name="/colorize")
+
+
+def test_only_the_colorize_endpoint_is_public(client):
+    info = client.view_api(print_info=False, return_format="dict")
+    names = set(info["named_endpoints"])
+    assert "/colorize" in names
+    params = [p["label"] for p in info["named_endpoints"]["/colorize"]["parameters"]]
+    assert params == ["image", "model", "temperature", "top_k", "size"]

@@ -1,0 +1,318 @@
+"""colorcore.studio: picker choices, knobs, comparisons with metrics, the API call, classroom figures."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from browser_util import make_tiny_weights
+from matplotlib.figure import Figure
+from PIL import Image
+
+from colorcore import studio
+from colorcore.errors import ColorcoreError, ConfigError, ModelNotFoundError
+from colorcore.metrics import compute_all, gray_baseline
+from colorcore.pipeline import Colorizer
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("weights")
+    make_tiny_weights(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def use_tiny(tiny_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("COLORCORE_WEIGHTS_DIR", str(tiny_dir))
+    studio.load_model.cache_clear()  # names may repeat across weights folders of other tests
+    yield
+    studio.load_model.cache_clear()
+
+
+@pytest.fixture
+def photo(make_rgb) -> Image.Image:
+    return Image.fromarray(make_rgb(37, 53, seed=3), "RGB")  # odd 53 x 37 on purpose
+
+
+def knobs(**kw) -> studio.Knobs:
+    return studio.Knobs(size=SIZE, **kw)
+
+
+# ------------------------------------------------------------------------------------------ choices
+def test_choices_group_palettes_and_label_kinds():
+    choices = {c.key: c for c in studio.list_choices()}
+    assert {"baseline-tiny", "eccv16-tiny", "unet-palette", "siggraph17-tiny"} <= set(choices)
+    assert "unet-palette-16" not in choices and "unet-palette-24" not in choices  # grouped
+    palette = choices["unet-palette"]
+    assert palette.kind == "palette" and palette.bins == (16, 24)
+    assert palette.entry(16).name == "unet-palette-16" and palette.entry().name == "unet-palette-24"
+    assert choices["eccv16-tiny"].kind == "gamut" and "313-bin" in choices["eccv16-tiny"].label
+    assert choices["siggraph17-tiny"].kind == "hints" and choices["siggraph17-tiny"].supports_hints
+    assert choices["baseline-tiny"].kind == "regression"
+    # Published Zhang weights are offered but never pre-selected (they need a download).
+    assert "published" in choices["eccv16-published"].label
+    assert studio.default_selection(list(choices.values()))[0] == "baseline-tiny"
+    defaults = studio.default_selection(list(choices.values()))
+    assert all(choices[k].entries[0].file is not None for k in defaults)
+
+
+def test_find_choice_accepts_weights_names_and_rejects_unknown():
+    assert studio.find_choice("unet-palette-16").entry().name == "unet-palette-16"
+    with pytest.raises(ModelNotFoundError, match="available: .*eccv16-tiny"):
+        studio.find_choice("nope")
+    with pytest.raises(ConfigError, match="no weights with 32 palette colours; available: 16, 24"):
+        studio.find_choice("unet-palette").entry(32)
+
+
+@pytest.mark.parametrize(
+    ("keys", "method", "expected"),
+    [
+        (["baseline-tiny"], "annealed", (False, False, False, (), False)),
+        (["eccv16-tiny"], "annealed", (True, True, False, (), False)),
+        (["eccv16-tiny"], "mode", (False, True, False, (), False)),
+        (["eccv16-tiny"], "top_k", (False, True, True, (), False)),
+        (["unet-palette", "baseline-tiny"], "annealed", (False, False, True, (16, 24), False)),
+        (["siggraph17-tiny"], "annealed", (False, False, False, (), True)),
+        ([], "annealed", (False, False, False, (), False)),
+    ],
+)
+def test_knob_visibility(keys, method, expected):
+    v = studio.knob_visibility(keys, method)
+    assert (v.temperature, v.method, v.top_k, v.bins, v.hints) == expected
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [({"temperature": 0.0}, "temperature"), ({"temperature": 1.5}, "temperature"), ({"size": 100}, "size"),
+     ({"size": 600}, "size"), ({"size": 200.5}, "size"), ({"top_k": 0}, "top-k"), ({"top_k": 11}, "top-k"),
+     ({"method": "median"}, "decoding mode"), ({"bins": 20}, "palette size")],
+)
+def test_knobs_reject_out_of_range_values(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        studio.Knobs(**kw)
+
+
+def test_knobs_decoding_per_kind():
+    choices = {c.key: c for c in studio.list_choices()}
+    gamut = choices["eccv16-tiny"]
+    assert knobs(temperature=0.5).decoding(gamut) == {"method": "annealed", "temperature": 0.5}
+    assert knobs(method="mode").decoding(gamut) == {"method": "mode"}
+    assert knobs(method="top_k", top_k=4.0).decoding(gamut) == {"method": "top_k", "top_k": 4}
+    assert knobs(top_k=7, bins=16).decoding(choices["unet-palette"]) == {"method": "top_k", "top_k": 7}
+    assert knobs(temperature=0.5).decoding(choices["baseline-tiny"]) == {}
+
+
+# ------------------------------------------------------------------------------------------ input
+def test_colour_detection(photo: Image.Image):
+    assert studio.is_colour(photo)
+    gray_rgb = photo.convert("L").convert("RGB")
+    buf = io.BytesIO()
+    gray_rgb.save(buf, format="JPEG", quality=70)  # JPEG adds a little chroma noise to a gray photo
+    assert not studio.is_colour(Image.open(buf))
+    assert not studio.is_colour(photo.convert("L"))
+
+
+def test_split_photo_turns_colour_into_gray_plus_truth(photo: Image.Image):
+    gray, truth = studio.split_photo(photo)
+    assert gray.mode == "L" and gray.size == photo.size
+    assert np.array_equal(np.asarray(truth), np.asarray(photo))
+    expected = gray_baseline(np.asarray(photo))
+    assert np.array_equal(np.asarray(gray), np.asarray(expected)[..., 0])
+    # The gray photo coming back (e.g. from the UI) keeps its truth; an unrelated truth is dropped.
+    assert studio.split_photo(gray.convert("RGB"), truth)[1] is truth
+    other = Image.fromarray(np.asarray(photo)[::-1].copy())
+    assert studio.split_photo(gray, other)[1] is None
+    assert studio.split_photo(None, truth) == (None, None)
+
+
+def test_hints_from_layer_resizes_and_ignores_empty_layers():
+    assert studio.hints_from_layer(None, (53, 37)) is None
+    assert studio.hints_from_layer(np.zeros((74, 106, 4), np.uint8), (53, 37)) is None
+    layer = np.zeros((74, 106, 4), np.uint8)
+    layer[10:20, 10:20] = (220, 30, 30, 255)  # a red stroke on a canvas twice the photo's size
+    hints = studio.hints_from_layer(layer, (53, 37))
+    assert hints.shape == (37, 53) and hints.mask.sum() == 25
+    assert hints.ab[hints.mask][:, 0].min() > 40  # red: large positive a
+
+
+# ------------------------------------------------------------------------------------------ comparison
+def test_comparison_outputs_metrics_and_baseline(photo: Image.Image):
+    comparison = studio.run_comparison(photo, ["eccv16-tiny", "baseline-tiny"], knobs())
+    assert [r.entry.name for r in comparison.results] == ["eccv16-tiny", "baseline-tiny"]
+    truth = np.asarray(photo)
+    for r in comparison.results:
+        assert r.image.size == photo.size and r.image.mode == "RGB" and r.elapsed > 0
+        # The colour goes on top of the photo's own lightness.
+        diff = np.abs(np.asarray(studio.to_gray(r.image), int) - np.asarray(comparison.gray, int))
+        assert diff.mean() < 1  # (sRGB clipping of out-of-gamut colours moves a few pixels a little)
+        assert r.metrics == pytest.approx(compute_all(np.asarray(r.image), truth), nan_ok=True)
+    assert comparison.baseline == pytest.approx(compute_all(gray_baseline(truth), truth), nan_ok=True)
+
+    table = studio.metrics_table(comparison)
+    assert table.headers[:2] == ("Model", "Time (s)")
+    assert any(h.startswith("PSNR") for h in table.headers) and any("2000" in h for h in table.headers)
+    assert [row[0] for row in table.rows] == ["eccv16-tiny", "baseline-tiny", studio.BASELINE_LABEL]
+    psnr = next(i for i, h in enumerate(table.headers) if h.startswith("PSNR"))
+    assert table.rows[-1][psnr] == pytest.approx(comparison.baseline["psnr"], abs=1e-3)
+    assert table.records()[0]["Model"] == "eccv16-tiny"
+
+
+def test_comparison_without_truth_reports_time_only(photo: Image.Image):
+    gray = photo.convert("L")
+    comparison = studio.run_comparison(gray, ["baseline-tiny"], knobs())
+    assert comparison.truth is None and comparison.baseline is None
+    assert studio.metrics_table(comparison).headers == ("Model", "Time (s)")
+    mismatched = studio.run_comparison(gray, ["baseline-tiny"], knobs(), truth=photo.resize((20, 20)))
+    assert mismatched.truth is None and "metrics are skipped" in mismatched.notes[0]
+
+
+def test_comparison_decoding_knobs_change_the_result(photo: Image.Image):
+    def run(**kw):
+        return np.asarray(studio.run_comparison(photo, ["eccv16-tiny"], knobs(**kw)).results[0].image, int)
+
+    mode, hot = run(method="mode"), run(temperature=1.0)
+    assert np.abs(mode - hot).max() > 0
+    expected = Colorizer(studio.load_model("eccv16-tiny"), size=SIZE).colorize(
+        studio.to_gray(photo), method="mode")
+    assert np.array_equal(mode, np.asarray(expected))
+    p16 = studio.run_comparison(photo, ["unet-palette"], knobs(bins=16, top_k=1)).results[0]
+    assert p16.entry.name == "unet-palette-16"
+
+
+@pytest.mark.parametrize(
+    ("keys", "error", "message"),
+    [([], ConfigError, "between 1 and 6"),
+     (["baseline-tiny", "eccv16-tiny", "unet-palette", "siggraph17-tiny", "unet-palette-16",
+       "unet-palette-24", "eccv16-published"], ConfigError, "got 7"),
+     (["ghost"], ModelNotFoundError, "unknown model 'ghost'")],
+)
+def test_comparison_rejects_bad_model_lists(photo, keys, error, message):
+    with pytest.raises(error, match=message):
+        studio.run_comparison(photo, keys, knobs())
+
+
+def test_comparison_needs_a_photo():
+    with pytest.raises(ConfigError, match="upload or paste a photo"):
+        studio.run_comparison(None, ["baseline-tiny"], knobs())
+
+
+def test_hints_steer_the_user_guided_model(photo: Image.Image):
+    layer = np.zeros((photo.height, photo.width, 4), np.uint8)
+    layer[5:30, 5:40] = (30, 60, 230, 255)  # a big blue stroke
+    hints = studio.hints_from_layer(layer, photo.size)
+    plain = studio.run_comparison(photo, ["siggraph17-tiny", "baseline-tiny"], knobs())
+    hinted = studio.run_comparison(photo, ["siggraph17-tiny", "baseline-tiny"], knobs(), hints=hints)
+    diff = [np.abs(np.asarray(a.image, int) - np.asarray(b.image, int)).max()
+            for a, b in zip(plain.results, hinted.results, strict=True)]
+    assert diff[0] > 0 and diff[1] == 0  # only the hinted model listens
+    only_regression = studio.run_comparison(photo, ["baseline-tiny"], knobs(), hints=hints)
+    assert "only steer user-guided models" in only_regression.notes[0]
+
+
+def test_save_results_and_batch_write_full_resolution_pngs(photo: Image.Image, tmp_path: Path):
+    comparison = studio.run_comparison(photo, ["baseline-tiny", "unet-palette"], knobs())
+    paths = studio.save_results(comparison, tmp_path / "one", "my photo")
+    assert [p.name for p in paths] == ["my-photo_baseline-tiny.png", "my-photo_unet-palette-24.png"]
+    assert all(Image.open(p).size == photo.size and Image.open(p).format == "PNG" for p in paths)
+    a, b = tmp_path / "a.png", tmp_path / "b.jpg"
+    photo.save(a)
+    photo.resize((64, 40)).save(b)
+    out = studio.colorize_batch([a, b], ["baseline-tiny", "eccv16-tiny"], knobs(), tmp_path / "batch")
+    assert sorted(p.name for p in out) == ["a_baseline-tiny.png", "a_eccv16-tiny.png", "b_baseline-tiny.png",
+                                           "b_eccv16-tiny.png"]
+    assert Image.open(tmp_path / "batch" / "b_eccv16-tiny.png").size == (64, 40)
+    with pytest.raises(ConfigError, match="drop one or more photos"):
+        studio.colorize_batch([], ["baseline-tiny"], knobs(), tmp_path)
+
+
+def test_models_are_cached_by_weights_name():
+    assert studio.load_model("baseline-tiny") is studio.load_model("baseline-tiny")
+    with pytest.raises(ModelNotFoundError):
+        studio.load_model("not-installed")
+
+
+# ------------------------------------------------------------------------------------------ API
+def test_colorize_one_keeps_resolution_and_maps_knobs(photo: Image.Image):
+    big = photo.resize((300, 210))
+    out = studio.colorize_one(big, "eccv16-tiny", 0.0, 0, SIZE)
+    assert out.size == big.size
+    expected = Colorizer(studio.load_model("eccv16-tiny"), size=SIZE).colorize(big, method="mode")
+    assert np.array_equal(np.asarray(out), np.asarray(expected))
+    top2 = Colorizer(studio.load_model("eccv16-tiny"), size=SIZE).colorize(big, method="top_k", top_k=2)
+    out2 = studio.colorize_one(big, "eccv16-tiny", 0.38, 2, SIZE)
+    assert np.array_equal(np.asarray(out2), np.asarray(top2))
+    assert studio.colorize_one(big, "unet-palette-16", 0.38, 3, SIZE).size == big.size
+    # Size 0 runs the model at the size it was trained at (128 for the tiny weights).
+    trained = np.asarray(Colorizer(studio.load_model("baseline-tiny"), size=128).colorize(big))
+    assert np.array_equal(np.asarray(studio.colorize_one(big, "baseline-tiny", 0.38, 0, 0)), trained)
+    assert not np.array_equal(np.asarray(studio.colorize_one(big, "baseline-tiny", 0.38, 0, 256)), trained)
+    assert studio.Knobs(size=None).size is None
+    with pytest.raises(ConfigError, match="processing size"):
+        studio.colorize_one(big, "baseline-tiny", 0.38, 0, 4096)
+    with pytest.raises(ColorcoreError, match="no image"):
+        studio.colorize_one(None, "baseline-tiny")
+
+
+# ------------------------------------------------------------------------------------------ classroom
+def test_pixel_distribution_reads_the_logits_at_the_clicked_cell(photo: Image.Image):
+    gray = studio.to_gray(photo)
+    view = studio.pixel_distribution("eccv16-tiny", gray, 40, 10, temperature=0.38, size=SIZE, truth=photo)
+    assert isinstance(view.figure, Figure) and len(view.figure.axes) == 2
+    assert view.probabilities.shape == (313,) and view.probabilities.sum() == pytest.approx(1, abs=1e-5)
+    result = Colorizer(studio.load_model("eccv16-tiny"), size=SIZE).predict(gray)
+    q, gh, gw = result.logits.shape
+    expected = torch.softmax(result.logits[:, 10 * gh // 37, 40 * gw // 53], 0).numpy()
+    np.testing.assert_allclose(view.probabilities, expected, atol=1e-6)
+    assert "eccv16-tiny" in view.summary and "entropy" in view.summary
+    palette = studio.pixel_distribution("unet-palette", gray, 0, 0, size=SIZE, bins=16)
+    assert palette.probabilities.shape == (16,) and palette.centers.shape == (16, 2)
+
+
+@pytest.mark.parametrize(("key", "xy", "message"), [
+    ("baseline-tiny", (1, 1), "no colour distribution"), ("eccv16-tiny", (53, 0), "outside the 53x37"),
+])
+def test_pixel_distribution_errors(photo: Image.Image, key, xy, message):
+    with pytest.raises(ConfigError, match=message):
+        studio.pixel_distribution(key, photo, *xy, size=SIZE)
+
+
+def test_temperature_sweep_runs_from_mean_to_mode(photo: Image.Image):
+    strip = studio.temperature_sweep("eccv16-tiny", photo, size=SIZE)
+    assert [c for _, c in strip][0] == "T = 1 (mean)" and strip[-1][1] == "T = 0 (mode)"
+    assert len(strip) == len(studio.SWEEP_TEMPERATURES) == 7
+    assert all(im.size == photo.size for im, _ in strip)
+    gray = studio.to_gray(photo)
+    mode = Colorizer(studio.load_model("eccv16-tiny"), size=SIZE).colorize(gray, method="mode")
+    assert np.array_equal(np.asarray(strip[-1][0]), np.asarray(mode))
+    with pytest.raises(ConfigError, match="needs a classifier"):
+        studio.temperature_sweep("baseline-tiny", photo, size=SIZE)
+
+
+def test_training_curves_figure_plots_each_history():
+    fig = studio.training_curves_figure()
+    assert isinstance(fig, Figure)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("validation loss") and "validation psnr" in titles
+    assert len(fig.axes[0].get_lines()) == 5  # one line per bundled tiny model
+    assert studio.training_curves_figure([]) is None
+
+
+def test_distribution_figure_and_bin_colours():
+    c = np.array([[0.0, 0.0], [60.0, 60.0], [-40.0, 30.0]])
+    colours = studio.bin_colours(torch.tensor(c, dtype=torch.float32))
+    assert colours.shape == (3, 3) and colours.min() >= 0 and colours.max() <= 1
+    assert np.allclose(colours[0], colours[0][0], atol=1e-3)  # a = b = 0 is neutral gray
+    fig = studio.distribution_figure(np.array([0.1, 0.7, 0.2]), c, truth_ab=(50.0, 50.0))
+    assert len(fig.axes) == 1
+
+
+def test_metric_headers_say_which_way_is_better():
+    assert studio.metric_header("psnr") == "PSNR ↑"
+    assert studio.metric_header("ciede2000") == "ΔE2000 ↓"
+    assert "PSNR in dB" in studio.metric_units() and "ImgSim in %" in studio.metric_units()
