@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import math
 import os
 import sys
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="also write a markdown report here")
     p.add_argument("--figure", type=Path, default=None,
                    help=f"write a comparison grid (PNG) of the first {FIGURE_PHOTOS} photos here")
+    p.add_argument("--json", type=Path, default=None,
+                   help="also write the mean metrics per model (and the gray baseline) as JSON here")
     add_common(p)
     p.set_defaults(func=_cmd_evaluate)
     return parser
@@ -311,7 +314,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         _write_report(args, table, len(gray_row.scores), notes)
         print(f"wrote {args.out}")
+    if args.json is not None:
+        summary = {
+            "data": str(args.data), "photos": len(gray_row.scores),
+            "models": {row.label: {"size": row.size, "metrics": _means(row.scores)} for row in rows},
+            "gray": _means(gray_row.scores),
+        }
+        _write_bytes(args.json, (json.dumps(summary, indent=2) + "\n").encode())
+        print(f"wrote {args.json}")
     return 0
+
+
+def _means(scores: Sequence[dict[str, float]]) -> dict[str, float | None]:
+    """Mean of each metric over photos, ignoring non-finite values (None when there are none)."""
+    out: dict[str, float | None] = {}
+    for key in dict.fromkeys(k for s in scores for k in s):
+        values = np.array([s.get(key, np.nan) for s in scores], dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        out[key] = round(float(finite.mean()), 6) if finite.size else None
+    return out
 
 
 def _metrics_table(rows: Sequence[_Row], info: dict[str, tuple[str, bool | None, str]]) -> str:
@@ -329,10 +350,8 @@ def _metrics_table(rows: Sequence[_Row], info: dict[str, tuple[str, bool | None,
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for row in rows:
         cells = [row.label, str(row.size) if row.size else "-", str(len(row.scores))]
-        for key in keys:
-            values = np.array([s.get(key, np.nan) for s in row.scores], dtype=np.float64)
-            finite = values[np.isfinite(values)]
-            cells.append(f"{finite.mean():.4g}" if finite.size else "n/a")
+        means = _means(row.scores)
+        cells += [f"{means[key]:.4g}" if means.get(key) is not None else "n/a" for key in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -95,3 +95,28 @@ def test_export_errors(runs, tmp_path: Path, weights_dir: Path):
     with pytest.raises(ExportError, match="plain file name"):
         export_run(runs["baseline"], "../escape")
     assert read_history(tmp_path) == []
+
+
+def test_cards_take_full_evaluation_results(runs, weights_dir: Path, tmp_path: Path):
+    from colorcore.cli import main as cli_main
+    from training.cards import main as cards_main
+
+    assert export_main([str(runs["baseline"]), "--name", "baseline-eval"]) == 0
+    sha_before = json.loads((weights_dir / "baseline-eval.json").read_text())["sha256"]
+    val = runs["baseline"].parent / "val"
+    results = tmp_path / "results.json"
+    assert cli_main(["evaluate", "--data", str(val), "--models", "all", "--json", str(results)]) == 0
+    summary = json.loads(results.read_text())
+    assert summary["photos"] == 4 and "baseline-eval" in summary["models"]
+
+    assert cards_main([str(results)]) == 0
+    card = json.loads((weights_dir / "baseline-eval.json").read_text())
+    evaluation = card["evaluation"]
+    assert evaluation["photos"] == 4 and evaluation["size"] == SIZE
+    assert evaluation["metrics"] == summary["models"]["baseline-eval"]["metrics"]
+    assert evaluation["gray"]["colorfulness"] == pytest.approx(0.0, abs=1e-6)
+    assert {"ssim", "ciede2000", "psnr", "auc"} <= evaluation["metrics"].keys()
+    assert "Evaluation through the pipeline" in (weights_dir / "baseline-eval.md").read_text()
+    # The card changed, the tensors did not: the sha256 check still passes.
+    assert card["sha256"] == sha_before
+    colorcore.create_model("baseline-eval", pretrained=True)

@@ -116,7 +116,28 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
         g = gray.get(key)
         lines.append(f"| {key} | {value:.4g} | {'' if g is None else f'{g:.4g}'} |")
     lines += ["", "The gray baseline is the input itself, measured on the same validation images.", ""]
+    lines += evaluation_markdown(entry_card.get("evaluation"))
     return "\n".join(lines)
+
+
+def evaluation_markdown(evaluation: dict[str, Any] | None) -> list[str]:
+    """The card section written by ``python -m training.cards`` (full val set, through the pipeline)."""
+    if not evaluation:
+        return []
+    lines = [
+        "## Evaluation through the pipeline",
+        "",
+        f"`python -m colorcore evaluate` on {evaluation['photos']} photos of `{evaluation['data']}` at "
+        f"{evaluation['size']} px working size, output at full resolution:",
+        "",
+        "| metric | model | gray (ab = 0) |",
+        "|---|---:|---:|",
+    ]
+    for key, value in evaluation["metrics"].items():
+        g = evaluation["gray"].get(key)
+        shown = "n/a" if value is None else f"{value:.4g}"
+        lines.append(f"| {key} | {shown} | {'n/a' if g is None else f'{g:.4g}'} |")
+    return [*lines, ""]
 
 
 def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manifest: str | None = None,

@@ -1,0 +1,59 @@
+"""Write full-validation results into the bundled weights cards.
+
+``python -m colorcore evaluate --data VAL --models all --json results.json`` scores every bundled weights set
+through the shared pipeline; this command copies each model's row (and the gray baseline on the same photos)
+into ``NAME.json`` under ``evaluation`` and regenerates ``NAME.md``. The safetensors files are untouched, so
+their sha256 stays valid.
+
+    python -m training.cards results.json [--weights-dir assets/weights]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from colorcore.weights import bundled_weights, weights_dir
+from training.checkpoint import atomic_write_text
+from training.export import model_card_markdown
+
+
+def update_cards(results_path: Path, folder: Path | None = None) -> list[str]:
+    """Add ``evaluation`` to every card named in the results; returns the updated weights names."""
+    results = json.loads(Path(results_path).read_text())
+    folder = Path(folder) if folder is not None else weights_dir()
+    updated = []
+    for entry in bundled_weights(folder):
+        row = results["models"].get(entry.name)
+        if row is None:
+            continue
+        card = dict(entry.card)
+        card["evaluation"] = {
+            "data": results["data"], "photos": results["photos"], "size": row["size"],
+            "metrics": row["metrics"], "gray": results["gray"],
+        }
+        atomic_write_text(folder / f"{entry.name}.json", json.dumps(card, indent=2) + "\n")
+        atomic_write_text(folder / f"{entry.name}.md", model_card_markdown(entry.name, card))
+        updated.append(entry.name)
+    return updated
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.cards", description=__doc__.split("\n")[0])
+    p.add_argument("results", type=Path, help="JSON written by `python -m colorcore evaluate --json`")
+    p.add_argument("--weights-dir", type=Path, default=None, help="default: assets/weights")
+    args = p.parse_args(argv)
+    try:
+        names = update_cards(args.results, args.weights_dir)
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
+        print(f"error: cannot update cards from {args.results}: {exc}", file=sys.stderr)
+        return 1
+    print(f"updated {len(names)} card(s): {', '.join(names) or 'none (no names matched)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
