@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Trains and exports the bundled weights of every model, as two single-thread CPU streams.
-# Step counts are sized for a 2-core CPU within one ~80-minute sitting (see the model cards).
-# Usage: scripts/train_zoo.sh [A|B|all]   (re-run to resume: every run uses --resume)
+# Trains and exports the bundled weights, one single-thread CPU run after another.
+# Step counts are sized for a 2-core CPU within one sitting (two of these invocations ran side by side);
+# each model card records the exact command, steps and wall time of its run.
+# Usage: scripts/train_zoo.sh NAME... | A | B | all     (re-run to resume: every run uses --resume)
 # DATA/VAL default to the colour corpus beside the checkout; runs land in runs/, weights in assets/weights/.
 set -u
 cd "$(dirname "$0")/.."
@@ -12,9 +13,34 @@ MANIFEST="colour-corpus (../shared/data/colour-corpus/MANIFEST.md): 19,715 train
 COMMON=(--data "$DATA" --val "$VAL" --size 64 --batch-size 32 --device cpu --threads 1 --workers 1
         --cache --val-limit 256 --no-progress --resume)
 
-# train NAME MODEL STEPS [extra trainer args...]: trains runs/NAME, then exports assets/weights/NAME.*
+# The recipe of each bundled weights set: model, steps, then extra trainer arguments.
+recipe() {
+  case $1 in
+    baseline)          echo baseline 600 ;;
+    autoencoder)       echo autoencoder 1200 ;;
+    autoencoder-13)    echo autoencoder-13 400 ;;
+    zhang-regression)  echo zhang-regression 600 ;;
+    resnet-regression) echo resnet-regression 250 ;;
+    pix2pix)           echo pix2pix 200 --l1-pretrain-steps 60 ;;
+    fusion-w50)        echo fusion 120 --config width=0.5 ;;
+    eccv16-small)      echo eccv16-small 400 --prior-images 3000 ;;
+    eccv16-w25)        echo eccv16 300 --prior-images 3000 --config width=0.25 ;;
+    unet-palette-16)   echo unet-palette 300 --config bins=16 width=8 ;;
+    unet-palette-24)   echo unet-palette 300 --config bins=24 width=8 ;;
+    unet-palette-32)   echo unet-palette 300 --config bins=32 width=8 ;;
+    siggraph17-w25)    echo siggraph17 150 --config width=0.25 ;;
+    *) return 1 ;;
+  esac
+}
+STREAM_A=(eccv16-small eccv16-w25 unet-palette-16 unet-palette-24 unet-palette-32 siggraph17-w25 pix2pix fusion-w50)
+STREAM_B=(baseline autoencoder autoencoder-13 zhang-regression resnet-regression)
+
+# train NAME: trains runs/NAME with its recipe, then exports assets/weights/NAME.*
 train() {
-  local name=$1 model=$2 steps=$3; shift 3
+  local name=$1 spec
+  spec=$(recipe "$name") || { echo "unknown weights name $name" >&2; return 2; }
+  set -- $spec
+  local model=$1 steps=$2; shift 2
   echo "=== $(date -u +%H:%M:%S) $name ($model, $steps steps)"
   if "$PY" -m training.train --model "$model" --steps "$steps" --out "runs/$name" "${COMMON[@]}" "$@"; then
     "$PY" -m training.export "runs/$name" --name "$name" --data-manifest "$MANIFEST" \
@@ -24,28 +50,11 @@ train() {
   fi
 }
 
-stream_a() {  # 313-bin and palette classifiers, and the hinted network
-  train eccv16-small eccv16-small 400 --prior-images 3000
-  train eccv16-w25 eccv16 300 --prior-images 3000 --config width=0.25
-  train unet-palette-16 unet-palette 300 --config bins=16 width=8
-  train unet-palette-24 unet-palette 300 --config bins=24 width=8
-  train unet-palette-32 unet-palette 300 --config bins=32 width=8
-  train siggraph17-w25 siggraph17 150 --config width=0.25
-}
-
-stream_b() {  # regression and GAN models
-  train baseline baseline 600
-  train autoencoder autoencoder 1200
-  train autoencoder-13 autoencoder-13 400
-  train zhang-regression zhang-regression 800
-  train resnet-regression resnet-regression 250
-  train pix2pix pix2pix 250 --l1-pretrain-steps 80
-  train fusion-w50 fusion 150 --config width=0.5
-}
+run_all() { for name in "$@"; do train "$name"; done; }
 
 case "${1:-all}" in
-  A) stream_a ;;
-  B) stream_b ;;
-  all) stream_a & stream_b & wait ;;
-  *) echo "usage: $0 [A|B|all]" >&2; exit 2 ;;
+  A) run_all "${STREAM_A[@]}" ;;
+  B) run_all "${STREAM_B[@]}" ;;
+  all) run_all "${STREAM_A[@]}" & run_all "${STREAM_B[@]}" & wait ;;
+  *) run_all "$@" ;;
 esac
