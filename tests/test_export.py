@@ -120,3 +120,24 @@ def test_cards_take_full_evaluation_results(runs, weights_dir: Path, tmp_path: P
     # The card changed, the tensors did not: the sha256 check still passes.
     assert card["sha256"] == sha_before
     colorcore.create_model("baseline-eval", pretrained=True)
+
+
+def test_export_keeps_fp32_when_fp16_does_not_reproduce(runs, weights_dir: Path, monkeypatch):
+    from safetensors.torch import load_file
+
+    import training.export as export_mod
+    from colorcore.errors import WeightsError
+
+    real_check = export_mod._check_roundtrip
+
+    def strict_check(model, path, size):  # stands in for a decoder whose bins flip under fp16
+        if any(t.dtype == torch.float16 for t in load_file(str(path)).values()):
+            raise WeightsError("fp16 flips a bin")
+        real_check(model, path, size)
+
+    monkeypatch.setattr(export_mod, "_check_roundtrip", strict_check)
+    entry = export_run(runs["palette"], "palette-fp32")
+    assert entry.card["precision"] == "fp32"
+    assert all(t.dtype == torch.float32 for t in load_file(str(entry.file)).values() if t.is_floating_point())
+    assert "stored as fp32" in (weights_dir / "palette-fp32.md").read_text()
+    colorcore.create_model("palette-fp32", pretrained=True)

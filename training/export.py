@@ -90,7 +90,8 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
         "```",
         "",
         f"- objective: {t.get('objective')}",
-        f"- colours: {entry_card['colors']}; working input size: {entry_card['input_size']} px",
+        f"- colours: {entry_card['colors']}; working input size: {entry_card['input_size']} px; "
+        f"stored as {entry_card.get('precision', 'fp16')}",
         "",
         "## Training",
         "",
@@ -200,11 +201,20 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manif
         card["default"] = True
     colors = colors_of(model, state.get("objective_kind", "regression"))
     size = int(args["size"])
-    entry = save_weights(model, out_dir / name, name=name, model_name=state["model_name"],
-                         config=state["model_config"], input_size=size, colors=colors, metrics=metrics,
-                         card=card)
+    # fp16 halves the size; argmax-style decoders (palette top-k, mode) can flip bins under fp16
+    # rounding, so keep fp32 when the half-precision file does not reproduce the checkpoint.
+    for half in (True, False):
+        card["precision"] = "fp16" if half else "fp32"
+        entry = save_weights(model, out_dir / name, name=name, model_name=state["model_name"],
+                             config=state["model_config"], input_size=size, colors=colors, metrics=metrics,
+                             card=card, half=half)
+        try:
+            _check_roundtrip(model, out_dir / f"{name}.safetensors", size)
+            break
+        except WeightsError:
+            if not half:
+                raise
     atomic_write_text(out_dir / f"{name}.md", model_card_markdown(name, entry.card))
-    _check_roundtrip(model, out_dir / f"{name}.safetensors", size)
     return entry
 
 
