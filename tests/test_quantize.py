@@ -394,7 +394,8 @@ def test_priors_cli_writes_out_file(photo_dir: Path, tmp_path: Path) -> None:
     from training import priors
 
     out = tmp_path / "priors.json"
-    assert priors.main(["--data", str(photo_dir), "--out", str(out), "--max-images", "3", "--no-progress"]) == 0
+    argv = ["--data", str(photo_dir), "--out", str(out), "--max-images", "3", "--no-progress"]
+    assert priors.main(argv) == 0
     doc = json.loads(out.read_text())
     assert doc["bins"] == 313 and sum(doc["p"]) == pytest.approx(1.0) and doc["images"] >= 1
     assert priors.main(["--data", str(tmp_path / "nowhere")]) == 2
