@@ -32,7 +32,7 @@ lint: venv
 
 test: venv browser
 	$(BIN)/ruff check colorcore training tests app.py demo scripts
-	$(BIN)/python -m pytest -q -x --durations=15
+	$(BIN)/python -m pytest -q --durations=15
 
 clean-venv:
 	rm -rf $(VENV)

@@ -15,8 +15,13 @@ Rules :func:`load_image` follows (front ends rely on them):
   decompression-bomb guard (``2 * PIL.Image.MAX_IMAGE_PIXELS``, about 179 MP) still applies first, so a
   ``max_pixels`` above that needs ``PIL.Image.MAX_IMAGE_PIXELS`` raised too.
 - Missing, empty, truncated, corrupt, unsupported and oversized inputs all raise
-  :class:`~colorcore.errors.ImageLoadError` with the reason. ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never
-  touched, so truncated files fail instead of silently decoding grey.
+  :class:`~colorcore.errors.ImageLoadError` with the reason, whatever exception the decoder raised
+  (hostile files make PIL plugins raise all sorts; ``tests/hostile.py`` feeds it hundreds of them). A file
+  that starts like a known format but fails to parse is reported as such ("starts like a PNG file but
+  its header is corrupt"), and the pixel cap is checked again after decoding for containers that learn
+  their real size only then.
+  ``ImageFile.LOAD_TRUNCATED_IMAGES`` is never touched, so truncated files fail instead of silently
+  decoding grey.
 """
 
 from __future__ import annotations
@@ -37,12 +42,13 @@ from colorcore.errors import ImageLoadError
 DEFAULT_MAX_PIXELS = 40_000_000
 
 # Decoders we trust with user files. Deliberately excludes e.g. EPS (runs Ghostscript), PSD and the
-# scientific formats, which a photo colouriser has no use for.
-_FORMATS = ("AVIF", "BMP", "DIB", "GIF", "ICO", "JPEG", "JPEG2000", "PCX", "PNG", "PPM", "QOI", "SGI",
+# scientific formats, which a photo colouriser has no use for, and ICO: PIL decodes an icon inside
+# Image.open, before any size check, and an icon may hold a PNG of any size (a hidden bomb).
+_FORMATS = ("AVIF", "BMP", "DIB", "GIF", "JPEG", "JPEG2000", "PCX", "PNG", "PPM", "QOI", "SGI",
             "TGA", "TIFF", "WEBP")
 
 IMAGE_EXTENSIONS = frozenset({
-    ".avif", ".bmp", ".dib", ".gif", ".ico", ".j2k", ".jfif", ".jp2", ".jpe", ".jpeg", ".jpg", ".jpx",
+    ".avif", ".bmp", ".dib", ".gif", ".j2k", ".jfif", ".jp2", ".jpe", ".jpeg", ".jpg", ".jpx",
     ".pbm", ".pcx", ".pgm", ".png", ".pnm", ".ppm", ".qoi", ".rgb", ".sgi", ".tga", ".tif", ".tiff", ".webp",
 })
 
@@ -113,12 +119,45 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     raise ImageLoadError(f"cannot load an image from a {type(source).__name__}")
 
 
+# Leading bytes of formats, to tell "a corrupt PNG" from "not an image" when PIL identifies nothing.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"qoif", "QOI"),
+)
+_REFUSED = ((b"%PDF", "a PDF document"), (b"%!PS", "a PostScript/EPS file"), (b"8BPS", "a Photoshop file"),
+            (b"PK\x03\x04", "a zip archive"), (b"<", "a text/HTML/SVG file"), (b"\x1f\x8b", "a gzip file"),
+            (b"\x00\x00\x01\x00", "a Windows icon (ICO files decode while opening, before any size check)"))
+
+
+def _describe_unidentified(head: bytes) -> str:
+    """Why PIL identified nothing: a known format with a corrupt header, a refused kind of file, or none."""
+    for magic, name in _SIGNATURES:
+        if head.startswith(magic):
+            return f"it starts like a {name} file but its header is corrupt"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "it starts like a WebP file but its header is corrupt"
+    if head[4:8] == b"ftyp":
+        return "it starts like an AVIF/HEIF file but is not a readable AVIF"
+    stripped = head.lstrip()
+    for magic, name in _REFUSED:
+        if stripped.startswith(magic):
+            return f"it is {name}"
+    return "unknown format"
+
+
 def _open(fh: io.IOBase, max_pixels: int, what: str) -> Image.Image:
+    fmt = "image"
     try:
+        head = fh.read(32)
+        fh.seek(0)
         # Image.open only parses the header; its own bomb check (PIL.Image.MAX_IMAGE_PIXELS) may fire here.
         with Image.open(fh, formats=_allowed_formats()) as im:
+            fmt = f"{im.format} image" if im.format else "image"
             _check_pixels(*im.size, max_pixels, what)
             im.load()  # decode now, inside the try: truncated or corrupt data raises here
+            # Some containers learn their real size only while decoding.
+            _check_pixels(*im.size, max_pixels, what)
             return _normalise(im, what)
     except ImageLoadError:
         raise
@@ -132,13 +171,19 @@ def _open(fh: io.IOBase, max_pixels: int, what: str) -> Image.Image:
         ) from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError(
-            f"{what}: not a recognised image file (supported: {', '.join(_allowed_formats())})"
+            f"{what}: not a recognised image file ({_describe_unidentified(head)}; supported: "
+            f"{', '.join(_allowed_formats())})"
         ) from exc
-    # Plugins signal corrupt data with any of these (struct.error and IndexError leak from headers).
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error) as exc:
-        reason = str(exc) or type(exc).__name__
+    except MemoryError as exc:
+        raise ImageLoadError(f"{what}: not enough memory to decode this {fmt}") from exc
+    # Plugins signal corrupt data with these (struct.error and IndexError leak from headers) and, on
+    # hostile input, occasionally with anything else: it is still the file's fault, never a crash.
+    except Exception as exc:  # noqa: BLE001
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if not isinstance(exc, OSError | ValueError | SyntaxError | EOFError | IndexError | struct.error):
+            reason = f"{type(exc).__name__}: {reason}"
         hint = " (the file is truncated)" if "truncat" in reason.lower() else ""
-        raise ImageLoadError(f"{what}: cannot decode the image{hint}: {reason}") from exc
+        raise ImageLoadError(f"{what}: cannot decode the {fmt}{hint}: {reason}") from exc
 
 
 def _normalise(im: Image.Image, what: str) -> Image.Image:

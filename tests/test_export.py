@@ -109,8 +109,11 @@ def test_cards_take_full_evaluation_results(runs, weights_dir: Path, tmp_path: P
     summary = json.loads(results.read_text())
     assert summary["photos"] == 4 and "baseline-eval" in summary["models"]
 
-    assert cards_main([str(results)]) == 0
+    assert cards_main([str(results), "--default", "baseline-eval"]) == 0
     card = json.loads((weights_dir / "baseline-eval.json").read_text())
+    assert card["default"] is True
+    assert colorcore.weights.available_weights()[0].name == "baseline-eval"
+    assert cards_main([str(results), "--default", "no-such-weights"]) == 1
     evaluation = card["evaluation"]
     assert evaluation["photos"] == 4 and evaluation["size"] == SIZE
     assert evaluation["metrics"] == summary["models"]["baseline-eval"]["metrics"]
