@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader
 from colorcore import quantize
 from colorcore.color import lab_to_rgb
 from colorcore.errors import ColorcoreError, ConfigError
+from colorcore.fast import cpu_has_fast_bf16
 from colorcore.registry import build_config, build_model, config_to_dict, get_spec
 from training import data as tdata
 from training.checkpoint import (
@@ -220,15 +221,6 @@ def pick_precision(amp: bool, device: torch.device, log) -> Precision:
         return Precision(torch.bfloat16, False)
     log("--amp ignored: this CPU lacks native bfloat16 (AMX / AVX512-BF16), so autocast would be slower")
     return Precision(None, False)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when /proc/cpuinfo lists AMX-BF16 or AVX512-BF16 (Linux; False elsewhere)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 # ------------------------------------------------------------------------------------------------ data
