@@ -227,7 +227,9 @@ def build_app() -> gr.Blocks:
 
         # Hidden components behind the `colorize` API endpoint (one model, original resolution out).
         with gr.Row(visible=False):
-            api_image = gr.Image(type="pil", label="image")
+            # A file, not gr.Image: Gradio would decode the upload itself, before colorcore.io's pixel cap
+            # and its one clear error type could see a hostile file.
+            api_image = gr.File(label="image", type="filepath")
             api_model = gr.Textbox(label="model")
             api_temperature = gr.Number(value=studio.TEMPERATURE_DEFAULT, label="temperature")
             api_top_k = gr.Number(value=0, precision=0, label="top_k")
@@ -361,7 +363,7 @@ def build_app() -> gr.Blocks:
         sweep_run.click(on_sweep, [cls_model, photo, as_trained, size, bins], sweep, api_visibility="private")
 
         @_guard
-        def colorize(image: Image.Image | None, model: str, temperature: float, top_k: float,
+        def colorize(image: str | None, model: str, temperature: float, top_k: float,
                      size: float) -> Image.Image:
             """Colourise one photo with one model; returns it at the photo's original resolution."""
             return studio.colorize_one(image, model, 0.0 if temperature is None else float(temperature),

@@ -32,7 +32,7 @@ from torch import nn
 
 from colorcore.color import lab_to_rgb
 from colorcore.errors import ConfigError, ModelNotFoundError
-from colorcore.io import load_image, save_png
+from colorcore.io import ImageSource, load_image, save_png
 from colorcore.metrics import METRIC_INFO, compute_all, gray_baseline
 from colorcore.pipeline import Colorizer, ColorizeResult, Hints
 from colorcore.quantize import ZHANG_TEMPERATURE
@@ -496,7 +496,7 @@ def colorize_batch(paths: Sequence[str | Path], keys: Sequence[str], knobs: Knob
 
 
 # ------------------------------------------------------------------------------------------ API
-def colorize_one(image: Image.Image | None, model: str, temperature: float = TEMPERATURE_DEFAULT,
+def colorize_one(image: ImageSource | None, model: str, temperature: float = TEMPERATURE_DEFAULT,
                  top_k: int = 0, size: int | None = SIZE_DEFAULT) -> Image.Image:
     """The ``colorize`` API: one model, returns RGB at the photo's original resolution.
 

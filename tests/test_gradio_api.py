@@ -64,3 +64,32 @@ def test_only_the_colorize_endpoint_is_public(client):
     assert "/colorize" in names
     params = [p["label"] for p in info["named_endpoints"]["/colorize"]["parameters"]]
     assert params == ["image", "model", "temperature", "top_k", "size"]
+
+
+def test_hostile_files_through_the_api(client, tmp_path: Path, make_rgb):
+    """Every hostile file gives a colourised PNG or a specific error, and the server keeps serving."""
+    from gradio_client.exceptions import AppError
+    from hostile import make_hostile_files
+
+    files = make_hostile_files(tmp_path / "hostile", small=True)
+    assert len(files) >= 50
+    outcomes = {"ok": 0, "error": 0}
+    for path in files:
+        try:
+            out = client.predict(gradio_client.handle_file(str(path)), "baseline-tiny", 0.38, 0, 128,
+                                 api_name="/colorize")
+        except AppError as exc:
+            message = str(exc)
+            # A plain-words reason, not Gradio's bare "Error" or a Python exception dump.
+            assert len(message) > 15 and "Traceback" not in message, (path.name, message)
+            outcomes["error"] += 1
+        else:
+            with Image.open(out) as im:
+                assert im.format == "PNG" and min(im.size) >= 1, path.name
+            outcomes["ok"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0, outcomes
+    good = tmp_path / "good.png"
+    Image.fromarray(make_rgb(32, 48), "RGB").save(good)
+    out = client.predict(gradio_client.handle_file(str(good)), "baseline-tiny", 0.38, 0, 128,
+                         api_name="/colorize")
+    assert Image.open(out).size == (48, 32)
