@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -59,9 +60,14 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except ColorcoreError as exc:
-            raise gr.Error(str(exc), title="Cannot do that") from exc
+            raise gr.Error(_without_folders(str(exc)), title="Cannot do that") from exc
 
     return wrapper
+
+
+def _without_folders(message: str) -> str:
+    """Drop server-side folders from file paths in a message (uploads live in Gradio's temp folders)."""
+    return re.sub(r"(?:/[^/\s:]+)+/([^/\s:]+)", r"\1", message)
 
 
 class _Downloads:

@@ -79,12 +79,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    """Poll ``url`` until it answers 200; raise with the server's output if it dies or times out."""
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None,
+              log: Path | None = None) -> None:
+    """Poll ``url`` until it answers 200; raise with the server's log if it dies or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            out = log.read_text(errors="replace") if log is not None and log.is_file() else ""
             raise RuntimeError(f"server exited with code {proc.returncode}:\n{out[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
@@ -106,10 +107,13 @@ def serve(command: list[str], port: int, weights: Path, ready_path: str = "/", t
         GRADIO_SERVER_NAME="127.0.0.1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
         STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
     )
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # A file, not a pipe: an undrained pipe fills up and freezes the server mid-request.
+    log = artifacts_dir() / f"server-{port}.log"
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + ready_path, timeout, proc)
+        wait_http(url + ready_path, timeout, proc, log)
         yield url
     finally:
         proc.terminate()
@@ -118,8 +122,6 @@ def serve(command: list[str], port: int, weights: Path, ready_path: str = "/", t
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-        if proc.stdout:
-            proc.stdout.close()
 
 
 def serve_gradio(port: int, weights: Path) -> contextlib.AbstractContextManager[str]:

@@ -82,6 +82,7 @@ def test_hostile_files_through_the_api(client, tmp_path: Path, make_rgb):
             message = str(exc)
             # A plain-words reason, not Gradio's bare "Error" or a Python exception dump.
             assert len(message) > 15 and "Traceback" not in message, (path.name, message)
+            assert "/tmp/" not in message, message  # server folders stay private
             outcomes["error"] += 1
         else:
             with Image.open(out) as im:
