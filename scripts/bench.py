@@ -54,7 +54,7 @@ from colorcore import create_model
 from colorcore.fast import cpu_has_fast_bf16, nnpack_ok
 from colorcore.pipeline import Colorizer
 from colorcore.registry import list_models
-from colorcore.weights import available_weights
+from colorcore.weights import available_weights, find_weights
 
 REFERENCE_SIZE = 256
 
@@ -96,6 +96,9 @@ def load(model_name: str, weights: str | None, *, bundled: bool) -> tuple[nn.Mod
     """
     if weights:
         return create_model(model_name, pretrained=weights).eval(), f"weights {weights}"
+    named = find_weights(model_name)  # a weights name such as "siggraph17-w25"
+    if bundled and named is not None and named.file is not None:
+        return create_model(named.name).eval(), f"bundled weights {named.name}"
     entries = [e for e in available_weights(model_name) if e.file is not None] if bundled else []
     if entries:
         name = entries[0].name
