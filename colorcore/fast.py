@@ -796,3 +796,33 @@ __all__ = [
     "WINOGRAD_MIN_SIDE", "bf16_ab_error", "cached_optimize", "cpu_has_fast_bf16", "iter_winograd_convs",
     "merge_gray_ab", "nnpack_ok", "optimize", "rgb_to_gray",
 ]
+
+
+def he_init(model: nn.Module, seed: int = 0, *, negative_bn_scales: bool = False) -> nn.Module:
+    """Random weights for benchmarks and fast-path checks: He-normal convs and non-trivial BatchNorm stats.
+
+    PyTorch's default init makes the deep Zhang nets output almost flat logits (almost gray images), which
+    would hide a broken fast path and make colour-error figures meaningless. ``negative_bn_scales`` also
+    draws negative BatchNorm scales, a harder case for folding. Returns ``model`` in eval mode.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d) and m.weight.requires_grad:
+                fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight.shape[0] * \
+                    m.weight[0, 0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                if negative_bn_scales:
+                    m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
+                    m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                    m.weight.copy_(torch.randn(m.num_features, generator=gen))
+                    m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
+                else:
+                    m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
+                    m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                    m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                    m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    return model.eval()

@@ -51,7 +51,7 @@ from skimage.transform import resize
 from torch import nn
 
 from colorcore import create_model
-from colorcore.fast import cpu_has_fast_bf16, nnpack_ok
+from colorcore.fast import cpu_has_fast_bf16, he_init, nnpack_ok
 from colorcore.pipeline import Colorizer
 from colorcore.registry import list_models
 from colorcore.weights import available_weights, find_weights
@@ -68,25 +68,6 @@ def synthetic_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
     mid = np.asarray(Image.fromarray(detail).resize((width, height), Image.Resampling.NEAREST), np.float32)
     img = 0.7 * base + 0.3 * mid + rng.normal(0, 4, (height, width, 1)).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def he_init(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights that keep activations alive through depth (He-normal) and non-trivial BN statistics."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d) and m.weight.requires_grad:
-                fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight.shape[0] * \
-                    m.weight[0, 0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-    return model.eval()
 
 
 def load(model_name: str, weights: str | None, *, bundled: bool) -> tuple[nn.Module, str]:

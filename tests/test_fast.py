@@ -20,26 +20,8 @@ from colorcore.pipeline import Colorizer
 
 
 def he_init(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights that keep activations alive through depth, and non-trivial BatchNorm statistics.
-
-    PyTorch's default init makes these deep nets output almost flat logits (almost gray images), which
-    would let a broken fast path pass; these weights give strongly coloured outputs.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d) and m.weight.requires_grad:
-                fan_in = m.weight[0].numel() if isinstance(m, nn.Conv2d) else m.weight.shape[0] * \
-                    m.weight[0, 0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.copy_(torch.randn(m.num_features, generator=gen))  # some negative scales too
-                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
-    return model.eval()
+    """Strongly coloured random weights, negative BatchNorm scales included (see colorcore.fast.he_init)."""
+    return fast.he_init(model, seed, negative_bn_scales=True)
 
 
 def _chroma(rgb: np.ndarray) -> float:
