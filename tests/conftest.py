@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from photos import smooth_rgb
 from PIL import Image
 
 from colorcore.color import rgb_to_lab
@@ -17,18 +18,6 @@ torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 TINY_WEIGHTS_NAME = "baseline-tiny"
 TINY_INPUT_SIZE = 64
-
-
-def smooth_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A ``(H, W, 3)`` uint8 photo-like image: smooth colour gradients plus a little noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    y /= max(height - 1, 1)
-    x /= max(width - 1, 1)
-    phase = rng.uniform(0, 2 * np.pi, 3)
-    rgb = np.stack([0.5 + 0.4 * np.sin(3 * x + 2 * y + p) for p in phase], axis=-1)
-    rgb += rng.normal(0, 0.02, rgb.shape)
-    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from photos import smooth_rgb
 from PIL import Image
 
 import colorcore
@@ -21,12 +22,7 @@ SIZE = 32
 
 
 def _photo(seed: int, side: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / (side - 1)
-    phase = rng.uniform(0, 2 * np.pi, 3)
-    rgb = np.stack([0.5 + 0.45 * np.sin(3 * x + 2 * y + p) for p in phase], axis=-1)
-    rgb += rng.normal(0, 0.02, rgb.shape)
-    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    return smooth_rgb(side, side, seed, amplitude=0.45)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from photos import smooth_rgb
 from PIL import Image
 
 from colorcore.registry import build_model, get_spec
@@ -37,14 +38,7 @@ SIZE = 32
 
 
 def _photo(seed: int, height: int, width: int) -> np.ndarray:
-    """Smooth colour gradients + noise, so there is real colour signal to learn."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    y, x = y / (height - 1), x / (width - 1)
-    phase = rng.uniform(0, 2 * np.pi, 3)
-    rgb = np.stack([0.5 + 0.45 * np.sin(3 * x + 2 * y + p) for p in phase], axis=-1)
-    rgb += rng.normal(0, 0.02, rgb.shape)
-    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)
+    return smooth_rgb(height, width, seed, amplitude=0.45)
 
 
 @pytest.fixture(scope="module")
