@@ -46,7 +46,6 @@ from colorcore.color import lab_to_rgb, rgb_to_lab
 from colorcore.errors import ConfigError
 from colorcore.fast import FastReport, cached_optimize, merge_gray_ab, rgb_to_gray
 from colorcore.io import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from colorcore.quantize import ABDecoder
 
 MIN_SIZE, MAX_SIZE = 32, 2048
 DECODE_METHODS = ("annealed", "mode", "top_k")
@@ -177,8 +176,8 @@ class Colorizer:
         name = str(model) if isinstance(model, str | Path) else None
         if isinstance(model, str | Path):
             model = _load_model(model)
-        if not isinstance(model, nn.Module) or not hasattr(model, "predict_ab"):
-            raise ConfigError(f"Colorizer needs a colorcore model (nn.Module with predict_ab), got {model!r}")
+        if not isinstance(model, nn.Module) or not hasattr(model, "predict_ab_and_logits"):
+            raise ConfigError(f"Colorizer needs a colorcore model (a ColorModel nn.Module), got {model!r}")
         entry = getattr(model, "weights_entry", None)
         self.name = name or (entry.name if entry is not None else type(model).__name__)
         self.model = model.to(self.device).eval()
@@ -188,8 +187,6 @@ class Colorizer:
         self.size = _check_size(size, self.stride)
         self.max_pixels = max_pixels
         self.supports_hints = bool(getattr(model, "supports_hints", False))
-        decoder = getattr(model, "decoder", None)
-        self._decoder = decoder if isinstance(decoder, ABDecoder) else None
         self._dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
         self._lut = _gray_lut(self.device)
         self._boundaries = (self._lut[1:] + self._lut[:-1]) / 2  # nearest gray level of an L value
@@ -201,8 +198,6 @@ class Colorizer:
             check = min(self.size, max(_CHECK_SIZE, 2 * self.stride))
             check = check - check % self.stride or self.stride
             self._net, self.fast_report = cached_optimize(self.model, check)
-            decoder = getattr(self._net, "decoder", None)
-            self._decoder = decoder if isinstance(decoder, ABDecoder) else None
         self._fast_cpu = self.fast and self.device.type == "cpu"
         self._lut_np = self._lut.cpu().numpy()
 
@@ -362,25 +357,8 @@ class Colorizer:
         model = self._net
         bf16 = self.fast_report is not None and self.fast_report.bf16 and not self.fast_report.fallback
         with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext():
-            return self._forward(model, l, decode, hint_kwargs, want_logits)
-
-    def _forward(
-        self, model: nn.Module, l: Tensor, decode: dict, hint_kwargs: dict, want_logits: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        if not (want_logits and self._decoder is not None):
-            return model.predict_ab(l, **decode, **hint_kwargs).float(), None
-        # Classifier and logits wanted: run the forward pass once and decode it as predict_ab would.
-        check = getattr(model, "check_input", None)
-        if check is not None:
-            check(l)
-        logits = model(l, **hint_kwargs) if self.supports_hints else model(l)
-        if _overrides_predict_ab(model):
-            ab = model.predict_ab(l, **decode, **hint_kwargs)  # custom decoding: trust the model's own
-        else:
-            ab = self._decoder(logits, **decode)
-            if ab.shape[-2:] != l.shape[-2:]:
-                ab = F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
-        return ab.float(), logits
+            ab, logits = model.predict_ab_and_logits(l, **decode, **hint_kwargs)
+        return ab.float(), logits if want_logits else None
 
     def _merge(self, gray: np.ndarray, ab_small: Tensor) -> np.ndarray:
         """Full-resolution gray ``(H, W)`` + working-size ab ``(2, S, S)`` -> ``(H, W, 3)`` uint8 sRGB."""
@@ -396,12 +374,6 @@ class Colorizer:
             rgb = lab_to_rgb(torch.cat((l_band[None], ab[:, rows]))).mul_(255).round_().to(torch.uint8)
             out_t[rows] = rgb.permute(1, 2, 0).cpu()
         return out
-
-
-def _overrides_predict_ab(model: nn.Module) -> bool:
-    from colorcore.models.base import ColorModel
-
-    return type(model).predict_ab is not ColorModel.predict_ab
 
 
 def _load_model(model: str | Path) -> nn.Module:

@@ -49,7 +49,7 @@ class ColorModel(nn.Module):
                 f"{type(self).__name__} needs H and W divisible by {self.stride}, got {h}x{w}"
             )
 
-    def predict_ab(
+    def predict_ab_and_logits(
         self,
         l: Tensor,
         *,
@@ -58,11 +58,20 @@ class ColorModel(nn.Module):
         method: str | None = None,
         hints_ab: Tensor | None = None,
         hints_mask: Tensor | None = None,
-    ) -> Tensor:
-        """Physical ab ``(B, 2, H, W)`` at the input's size; decoding knobs apply to classifiers only."""
+    ) -> tuple[Tensor, Tensor | None]:
+        """Physical ab ``(B, 2, H, W)`` at the input's size, and the class logits ``(B, Q, h, w)`` of
+        classifiers (None for other models) from the same forward pass; decoding knobs apply to
+        classifiers only."""
         self.check_input(l)
         out = self(l, hints_ab=hints_ab, hints_mask=hints_mask) if self.supports_hints else self(l)
-        ab = self.decoder(out, temperature=temperature, top_k=top_k, method=method) if self.decoder else out
+        if self.decoder is None:
+            ab, logits = out, None
+        else:
+            ab, logits = self.decoder(out, temperature=temperature, top_k=top_k, method=method), out
         if ab.shape[-2:] != l.shape[-2:]:
             ab = F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
-        return ab
+        return ab, logits
+
+    def predict_ab(self, l: Tensor, **knobs: Any) -> Tensor:
+        """Physical ab ``(B, 2, H, W)`` at the input's size (knobs as in :meth:`predict_ab_and_logits`)."""
+        return self.predict_ab_and_logits(l, **knobs)[0]
