@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from colorcore.errors import ColorcoreError, ConfigError, ImageLoadError
-from colorcore.io import iter_image_files, load_image, save_png
+from colorcore.io import atomic_write_bytes, iter_image_files, load_image, save_png
 from colorcore.pipeline import DECODE_METHODS, MAX_SIZE, MIN_SIZE, Colorizer
 
 GRAY_LABEL = "gray (ab = 0)"
@@ -320,7 +320,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "models": {row.label: {"size": row.size, "metrics": _means(row.scores)} for row in rows},
             "gray": _means(gray_row.scores),
         }
-        _write_bytes(args.json, (json.dumps(summary, indent=2) + "\n").encode())
+        atomic_write_bytes(args.json, (json.dumps(summary, indent=2) + "\n").encode())
         print(f"wrote {args.json}")
     return 0
 
@@ -373,14 +373,7 @@ def _save_figure(rows: Sequence[_Row], path: Path) -> None:
                 ax.set_ylabel(row.label, fontsize=9)
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lstrip(".").lower() or "png", dpi=100)
-    _write_bytes(path, buf.getvalue())
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _write_report(args: argparse.Namespace, table: str, n_photos: int, notes: list[str]) -> None:
@@ -396,7 +389,7 @@ def _write_report(args: argparse.Namespace, table: str, n_photos: int, notes: li
         lines += [f"![gray input, one row per model, ground truth]({Path(link).as_posix()})", ""]
     if notes:
         lines += ["Notes:", "", *[f"- {n}" for n in notes], ""]
-    _write_bytes(args.out, "\n".join(lines).encode())
+    atomic_write_bytes(args.out, "\n".join(lines).encode())
 
 
 __all__ = ["build_parser", "main"]

@@ -286,24 +286,59 @@ def _from_array(arr: np.ndarray, max_pixels: int, what: str) -> Image.Image:
     return Image.fromarray(u8, "RGB")
 
 
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the replace is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``dest`` atomically and durably; returns the path.
+
+    A temporary file beside ``dest`` is written, fsynced and ``os.replace``d over it (then the folder is
+    fsynced), so a crash or ``kill -9`` leaves the old file or the new one, never half of one. Missing
+    parent folders are created.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp creates 0600 files; outputs and run folders are meant to be shared
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(dest.parent)
+    return dest
+
+
+def atomic_write_text(dest: str | os.PathLike, text: str) -> Path:
+    """:func:`atomic_write_bytes` of UTF-8 ``text``."""
+    return atomic_write_bytes(dest, text.encode())
+
+
 def save_png(image: Image.Image | np.ndarray, path: str | os.PathLike) -> Path:
     """Write ``image`` (PIL, or a uint8 array ``(H, W)``/``(H, W, 3)``) as PNG atomically; returns the path.
 
-    The file appears complete or not at all: it is written to a temporary file beside ``path`` first.
-    Missing parent folders are created.
+    The file appears complete or not at all (see :func:`atomic_write_bytes`). Missing parent folders are
+    created.
     """
-    path = Path(path)
     if isinstance(image, np.ndarray):
         image = Image.fromarray(np.ascontiguousarray(image))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-    return path
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import urllib.error
 from dataclasses import dataclass, field
 from functools import cache
@@ -23,10 +22,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from colorcore.errors import ConfigError, ModelNotFoundError, WeightsError
+from colorcore.io import atomic_write_bytes, atomic_write_text
 from colorcore.registry import build_config, build_model, config_to_dict, get_spec, list_models
 
 FORMAT = "colorcore-weights/1"
@@ -145,7 +145,7 @@ def save_weights(
         tensors[key] = value
     st_path = path.with_suffix(".safetensors")
     metadata = {"format": FORMAT, "model": model_name}
-    _atomic_write(st_path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    atomic_write_bytes(st_path, save(tensors, metadata=metadata))
     payload = dict(card or {})
     payload.update(
         format=FORMAT,
@@ -157,19 +157,8 @@ def save_weights(
         colors=colors,
         metrics=metrics or {},
     )
-    _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(payload, indent=2) + "\n"))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(payload, indent=2) + "\n")
     return read_card(path.with_suffix(".json"))
-
-
-def _atomic_write(dest: Path, write: Any) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_safetensors_entry(entry: WeightsEntry) -> nn.Module:

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from colorcore.io import atomic_write_text
 from colorcore.weights import bundled_weights, weights_dir
-from training.checkpoint import atomic_write_text
 from training.export import model_card_markdown
 
 

@@ -3,15 +3,14 @@
 A checkpoint is a plain dict of tensors, dicts, lists, str, int, float, bool and None: model and optimiser
 state dicts, the model config as a dict, RNG states as tensors, counters and the metric history.
 Files are written to a temporary file in the same folder, fsynced, then ``os.replace``d over the target
-(and the folder fsynced), so a ``kill -9`` leaves either the old or the new file, never half of one.
+(and the folder fsynced) by ``colorcore.io.atomic_write_bytes``, so a ``kill -9`` leaves either the old or
+the new file, never half of one.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,47 +18,13 @@ import numpy as np
 import torch
 
 from colorcore.errors import ColorcoreError
+from colorcore.io import atomic_write_bytes
 
 FORMAT = "colorcore-train/1"
 
 
 class CheckpointError(ColorcoreError):
     """A checkpoint is missing, unreadable or not a colorcore training checkpoint."""
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some platforms cannot open folders; the replace is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(dest: Path, data: bytes) -> None:
-    """Write ``data`` to ``dest`` atomically and durably (tmp file + fsync + os.replace + dir fsync)."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp creates 0600 files; run folders are meant to be shared
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(dest.parent)
-
-
-def atomic_write_text(dest: Path, text: str) -> None:
-    atomic_write_bytes(dest, text.encode())
 
 
 def serialize(state: dict[str, Any]) -> bytes:

@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from colorcore.errors import ColorcoreError, WeightsError
+from colorcore.io import atomic_write_text
 from colorcore.registry import build_model
 from colorcore.weights import WeightsEntry, load_weights_file, save_weights, weights_dir
-from training.checkpoint import atomic_write_text, load_checkpoint
+from training.checkpoint import load_checkpoint
 
 # Relative tolerance of the fp16 round trip check (ab units are up to ~110).
 _ROUNDTRIP_ATOL = 1.0

@@ -45,10 +45,10 @@ from colorcore import quantize
 from colorcore.color import lab_to_rgb
 from colorcore.errors import ColorcoreError, ConfigError
 from colorcore.fast import cpu_has_fast_bf16
+from colorcore.io import atomic_write_text
 from colorcore.registry import build_config, build_model, config_to_dict, get_spec
 from training import data as tdata
 from training.checkpoint import (
-    atomic_write_text,
     load_checkpoint,
     rng_state,
     save_checkpoint,
