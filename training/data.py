@@ -30,6 +30,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from colorcore.color import rgb_to_lab
 from colorcore.errors import ColorcoreError
+from colorcore.io import atomic_write_text
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Rotation and shear are applied to a slightly larger crop, then the centre is kept, so that no
@@ -143,10 +144,7 @@ def scan_images(root: Path, cache_dir: Path | None = None) -> ScanResult:
     if verdicts is None:
         verdicts = [_check_one(p) for p in paths]
         if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(verdicts))
-            os.replace(tmp, cache_file)
+            atomic_write_text(cache_file, json.dumps(verdicts))
     kept = tuple(p for p, v in zip(paths, verdicts, strict=True) if v == "ok")
     if not kept:
         raise DataError(f"{root} holds {len(paths)} image file(s) but no readable colour photo")
@@ -297,6 +295,7 @@ def build_cache(paths: Sequence[Path], size: int, cache_dir: Path, progress: boo
         t = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
         images[i] = augment_crop(t, size, Augment.none(), None)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    # Streamed to disk rather than through colorcore.io.atomic_write_bytes: the tensor is hundreds of MB.
     tmp = dest.with_suffix(f".{os.getpid()}.tmp")
     torch.save(images, tmp)
     os.replace(tmp, dest)
