@@ -3,12 +3,15 @@
 # Step counts are sized for a 2-core CPU within one sitting (two of these invocations ran side by side);
 # each model card records the exact command, steps and wall time of its run.
 # Usage: scripts/train_zoo.sh NAME... | A | B | all     (re-run to resume: every run uses --resume)
-# DATA/VAL default to the colour corpus beside the checkout; runs land in runs/, weights in assets/weights/.
+# DATA/VAL default to the colour corpus beside the checkout; runs land in $RUNS (runs/), weights in $WEIGHTS_OUT
+# (assets/weights/). Point WEIGHTS_OUT elsewhere to compare a new run with the bundled weights before replacing them.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-../shared/data/colour-corpus/train}
 VAL=${VAL:-../shared/data/colour-corpus/val}
+RUNS=${RUNS:-runs}
+WEIGHTS_OUT=${WEIGHTS_OUT:-assets/weights}
 MANIFEST="colour-corpus (../shared/data/colour-corpus/MANIFEST.md): 19,715 train / 1,038 val real photos, 128x128 JPEG q90"
 COMMON=(--data "$DATA" --val "$VAL" --size 64 --batch-size 32 --device cpu --threads 1 --workers 1
         --cache --val-limit 256 --no-progress --resume)
@@ -16,19 +19,19 @@ COMMON=(--data "$DATA" --val "$VAL" --size 64 --batch-size 32 --device cpu --thr
 # The recipe of each bundled weights set: model, steps, then extra trainer arguments.
 recipe() {
   case $1 in
-    baseline)          echo baseline 600 ;;
+    baseline)          echo baseline 5000 ;;
     autoencoder)       echo autoencoder 1200 ;;
     autoencoder-13)    echo autoencoder-13 400 ;;
-    zhang-regression)  echo zhang-regression 600 ;;
-    resnet-regression) echo resnet-regression 250 ;;
+    zhang-regression)  echo zhang-regression 3000 ;;
+    resnet-regression) echo resnet-regression 1500 ;;
     pix2pix)           echo pix2pix 200 --l1-pretrain-steps 60 ;;
     fusion-w50)        echo fusion 120 --config width=0.5 ;;
     eccv16-small)      echo eccv16-small 400 --prior-images 3000 ;;
     eccv16-w25)        echo eccv16 300 --prior-images 3000 --config width=0.25 ;;
-    unet-palette-16)   echo unet-palette 300 --config bins=16 width=8 ;;
-    unet-palette-24)   echo unet-palette 300 --config bins=24 width=8 ;;
-    unet-palette-32)   echo unet-palette 300 --config bins=32 width=8 ;;
-    siggraph17-w25)    echo siggraph17 150 --config width=0.25 ;;
+    unet-palette-16)   echo unet-palette 1500 --rebalance-palette --config bins=16 width=8 ;;
+    unet-palette-24)   echo unet-palette 1500 --rebalance-palette --config bins=24 width=8 ;;
+    unet-palette-32)   echo unet-palette 1500 --rebalance-palette --config bins=32 width=8 ;;
+    siggraph17-w25)    echo siggraph17 1000 --config width=0.25 ;;
     *) return 1 ;;
   esac
 }
@@ -42,8 +45,8 @@ train() {
   set -- $spec
   local model=$1 steps=$2; shift 2
   echo "=== $(date -u +%H:%M:%S) $name ($model, $steps steps)"
-  if "$PY" -m training.train --model "$model" --steps "$steps" --out "runs/$name" "${COMMON[@]}" "$@"; then
-    "$PY" -m training.export "runs/$name" --name "$name" --data-manifest "$MANIFEST" \
+  if "$PY" -m training.train --model "$model" --steps "$steps" --out "$RUNS/$name" "${COMMON[@]}" "$@"; then
+    "$PY" -m training.export "$RUNS/$name" --name "$name" --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT" \
       || echo "!!! export of $name failed"
   else
     echo "!!! training $name failed"

@@ -17,6 +17,7 @@ import torch
 from photos import smooth_rgb
 from PIL import Image
 
+from colorcore.errors import ConfigError
 from colorcore.registry import build_model, get_spec
 from training import data as tdata
 from training.bench import bench
@@ -191,6 +192,34 @@ def test_gamut_loss_uses_logit_resolution_and_weights():
     logits = torch.zeros(1, 3, 2, 2)  # uniform predictions at 2 x 2
     expected = np.log(3) * (2 + 1) / 2
     assert float(obj._loss(logits, ab)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_palette_loss_rebalanced_scales_each_pixel_by_its_colour_weight():
+    model = build_model("unet-palette", width=8, depth=2, bins=16)
+    centers = model.decoder.centers
+    weights = torch.linspace(0.5, 2.0, centers.shape[0])
+    ab = centers[3].view(1, 2, 1, 1).expand(1, 2, 8, 8).clone()
+    ab[..., :4, :] = centers[10].view(1, 2, 1, 1)  # top half colour 10, bottom half colour 3
+    logits = torch.zeros(1, centers.shape[0], 8, 8)  # uniform predictions
+    plain = PaletteClassification()._loss(model, logits, ab)
+    rebalanced = PaletteClassification(weights)._loss(model, logits, ab)
+    assert float(plain) == pytest.approx(np.log(centers.shape[0]), rel=1e-5)
+    assert float(rebalanced) == pytest.approx(float(plain) * float(weights[3] + weights[10]) / 2, rel=1e-5)
+
+
+def test_palette_rebalancing_is_opt_in_and_uses_training_priors(photos, tmp_path):
+    model = build_model("unet-palette", width=8, depth=2, bins=16)
+    plain = make_objective(model, "classification", ObjectiveOptions())
+    assert not plain.rebalanced and "plain" in plain.describe()
+    with pytest.raises(ConfigError, match="rebalancing weights"):
+        make_objective(model, "classification", ObjectiveOptions(rebalance_palette=True))
+    out = tmp_path / "pal"
+    assert main(["--model", "unet-palette", "--config", "width=8", "depth=2", "bins=16", "--steps", "2",
+                 "--eval-every", "2", "--rebalance-palette", *_args(photos, out)]) == 0
+    priors = list(photos["cache"].glob("priors-*-palette16.json"))  # palette priors, kept apart from 313-bin
+    assert priors
+    row = _read_csv(out / "metrics.csv")[-1]
+    assert np.isfinite(float(row["val_loss"])) and 0.0 <= float(row["val_bin_acc"]) <= 100.0
 
 
 def test_hint_grid_index_is_the_nearest_grid_cell():

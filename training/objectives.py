@@ -197,16 +197,31 @@ class GamutClassification(Objective):
 
 
 class PaletteClassification(Objective):
-    """Plain cross-entropy against the nearest palette colour (``model.decoder.centers``)."""
+    """Cross-entropy against the nearest palette colour (``model.decoder.centers``).
+
+    With ``class_weights`` each pixel's loss is scaled by its palette colour's rebalancing weight, as in the
+    313-bin loss; without them the loss is plain cross-entropy, which favours the frequent browns and grays.
+    """
 
     kind = "palette"
     default_lr = 1e-3
+
+    def __init__(self, class_weights: Tensor | None = None) -> None:
+        super().__init__()
+        self.rebalanced = class_weights is not None
+        if class_weights is not None:
+            self.register_buffer("class_weights", class_weights.detach().float().clone())
 
     def _loss(self, model: nn.Module, logits: Tensor, ab: Tensor) -> Tensor:
         logits = logits.float()
         with full_precision(ab):
             target = quantize.hard_assign(pool_to(ab.float(), logits.shape[-2:]), model.decoder.centers)
-        return F.cross_entropy(logits, target)
+        if not self.rebalanced:
+            return F.cross_entropy(logits, target)
+        return (F.cross_entropy(logits, target, reduction="none") * self.class_weights[target]).mean()
+
+    def describe(self) -> str:
+        return f"{self.kind} ({'rebalanced' if self.rebalanced else 'plain'} cross-entropy)"
 
     def train_loss(self, net, model, l, ab, step):
         return self._loss(model, net(l), ab), {}
@@ -362,14 +377,15 @@ class ObjectiveOptions:
     l1_weight: float = 100.0
     l1_pretrain_steps: int = 0
     seed: int = 0
+    rebalance_palette: bool = False
 
 
 def make_objective(model: nn.Module, task: str, options: ObjectiveOptions,
                    class_weights: Callable[[Tensor], Tensor] | None = None) -> Objective:
     """The objective for ``model`` from its task and attributes.
 
-    ``class_weights(centers) -> (Q,)`` supplies the rebalancing weights of a 313-bin classifier (computed
-    from the training set's priors); it is only called for such models.
+    ``class_weights(centers) -> (Q,)`` supplies the rebalancing weights (from the training set's priors) of a
+    313-bin classifier, or of a palette classifier with ``options.rebalance_palette``; only those call it.
     """
     config = getattr(model, "config", None)
     cfg_loss = getattr(config, "loss", None)
@@ -394,5 +410,9 @@ def make_objective(model: nn.Module, task: str, options: ObjectiveOptions,
                 raise ConfigError("a 313-bin classifier needs class rebalancing weights (training priors)")
             centers = decoder.centers.detach().cpu()
             return GamutClassification(centers, class_weights(centers))
+        if options.rebalance_palette:
+            if class_weights is None:
+                raise ConfigError("palette rebalancing needs class rebalancing weights (training priors)")
+            return PaletteClassification(class_weights(decoder.centers.detach().cpu()))
         return PaletteClassification()
     return Regression(options.loss or cfg_loss or "mse", options.huber_delta)

@@ -54,7 +54,7 @@ from training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from training.objectives import Objective, ObjectiveOptions, Pix2PixGAN, make_objective
+from training.objectives import Objective, ObjectiveOptions, Pix2PixGAN, is_gamut, make_objective
 from training.plots import plot_history, save_sample_grid
 
 # Options that may differ between an interrupted run and its --resume (they do not change the maths).
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--l1-pretrain-steps", type=int, default=0, help="pix2pix: L1-only steps before the GAN")
     p.add_argument("--prior-images", type=int, default=None,
                    help="313-bin classifiers: images used for the class priors (default all)")
+    p.add_argument("--rebalance-palette", action="store_true",
+                   help="palette classifiers: weight the cross-entropy by class rebalancing (lambda 0.5) "
+                        "from the training set's palette priors, for more colourful predictions")
     p.add_argument("--val-limit", type=int, default=None, help="use at most N validation images")
     p.add_argument("--eval-every", type=int, default=None,
                    help="steps between evaluations (default: one epoch; with --steps at most steps/10)")
@@ -475,7 +478,8 @@ def _class_weights_fn(args: argparse.Namespace, progress: bool, log):
         from training.priors import load_or_compute_priors
 
         tag = hashlib.sha256(f"{Path(args.data).resolve()}:{args.prior_images}".encode()).hexdigest()[:16]
-        cache_file = Path(args.cache_dir) / f"priors-{tag}.json"
+        name = "" if is_gamut(centers) else f"-palette{centers.shape[0]}"
+        cache_file = Path(args.cache_dir) / f"priors-{tag}{name}.json"
         log(f"class priors of {args.data} (cache {cache_file})")
         priors = load_or_compute_priors(Path(args.data), centers, max_images=args.prior_images,
                                         cache_file=cache_file, progress=progress)
@@ -548,7 +552,9 @@ def _run(args: argparse.Namespace, info: Dist, device: torch.device) -> dict[str
     if info.world > 1 and not info.main:
         dist.barrier()
     options = ObjectiveOptions(loss=args.loss, huber_delta=args.huber_delta, ce_weight=args.ce_weight,
-                               l1_pretrain_steps=args.l1_pretrain_steps, seed=args.seed)
+                               l1_pretrain_steps=args.l1_pretrain_steps, seed=args.seed,
+                               # runs saved before the option existed lack it
+                               rebalance_palette=getattr(args, "rebalance_palette", False))
     objective = make_objective(model, spec.task, options,
                                _class_weights_fn(args, info.main and not args.no_progress, log))
     is_gan = isinstance(objective, Pix2PixGAN)
