@@ -9,7 +9,8 @@ API (``gradio_client``)::
     from gradio_client import Client, handle_file
     client = Client("http://127.0.0.1:7860/")
     # model: a name from the studio's model list; then temperature, top_k (0 = off), processing size
-    png_path = client.predict(handle_file("photo.jpg"), "MODEL-NAME", 0.38, 0, 256, api_name="/colorize")
+    # output_format (optional): auto (JPEG in -> JPEG out, else PNG), jpeg or png
+    path = client.predict(handle_file("photo.jpg"), "MODEL-NAME", 0.38, 0, 256, api_name="/colorize")
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "assets" / "examples"
 CONCURRENCY = 2  # simultaneous model runs: a CPU box gains nothing from more
 QUEUE_SIZE = 64  # requests waiting beyond this are refused with "queue full" instead of piling up
-DOWNLOAD_TTL_S = 3600  # result PNGs older than this are deleted
+DOWNLOAD_TTL_S = 3600  # result files older than this are deleted
 
 CSS = """
 #cc-header h1 {margin-bottom: 0}
@@ -240,7 +241,8 @@ def build_app() -> gr.Blocks:
             api_temperature = gr.Number(value=studio.TEMPERATURE_DEFAULT, label="temperature")
             api_top_k = gr.Number(value=0, precision=0, label="top_k")
             api_size = gr.Number(value=studio.SIZE_DEFAULT, precision=0, label="size")
-            api_out = gr.Image(type="pil", format="png", label="colourised")
+            api_format = gr.Radio(list(studio.OUTPUT_FORMATS), value="auto", label="output_format")
+            api_out = gr.Image(type="filepath", label="colourised")
             api_button = gr.Button("api")
 
         # ---------------------------------------------------------------------- callbacks
@@ -369,14 +371,16 @@ def build_app() -> gr.Blocks:
         sweep_run.click(on_sweep, [cls_model, photo, as_trained, size, bins], sweep, api_visibility="private")
 
         @_guard
-        def colorize(image: str | None, model: str, temperature: float, top_k: float,
-                     size: float) -> Image.Image:
+        def colorize(image: str | None, model: str, temperature: float, top_k: float, size: float,
+                     output_format: str = "auto") -> str:
             """Colourise one photo with one model; returns it at the photo's original resolution."""
-            return studio.colorize_one(image, model, 0.0 if temperature is None else float(temperature),
-                                       int(top_k or 0), int(size or 0))
+            result = studio.colorize_one(image, model, 0.0 if temperature is None else float(temperature),
+                                         int(top_k or 0), int(size or 0))
+            # Written here, not by gr.Image: Gradio would PNG-encode at zlib level 6 (3 s for 12 MP).
+            return str(studio.save_api_result(result, downloads.new_folder(), image, output_format))
 
-        api_button.click(colorize, [api_image, api_model, api_temperature, api_top_k, api_size], api_out,
-                         api_name="colorize")
+        api_button.click(colorize, [api_image, api_model, api_temperature, api_top_k, api_size, api_format],
+                         api_out, api_name="colorize")
     return demo
 
 
@@ -401,15 +405,16 @@ API_HELP = """\
 ### Call the studio from Python
 
 Every model is also an HTTP endpoint, `colorize`, that returns the colourised photo at its original
-resolution (PNG). Arguments: image, model (a name from the Studio's model list), temperature
+resolution. Arguments: image, model (a name from the Studio's model list), temperature
 (313-bin models; 0 = mode), top_k (0 = off; palette and 313-bin models), processing size (128 to 512,
-or 0 for the model's training size).
+or 0 for the model's training size), and optionally output_format: `auto` (default: a JPEG upload gets
+a quality-95 JPEG back, anything else a PNG), `jpeg` or `png`.
 
 ```python
 from gradio_client import Client, handle_file
 
 client = Client("http://127.0.0.1:7860/")
-png_path = client.predict(
+out_path = client.predict(
     handle_file("old_photo.jpg"),  # image
     "MODEL",                       # model
     0.38,                          # temperature

@@ -33,6 +33,7 @@ import struct
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -328,17 +329,39 @@ def atomic_write_text(dest: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(dest, text.encode())
 
 
-def save_png(image: Image.Image | np.ndarray, path: str | os.PathLike) -> Path:
-    """Write ``image`` (PIL, or a uint8 array ``(H, W)``/``(H, W, 3)``) as PNG atomically; returns the path.
-
-    The file appears complete or not at all (see :func:`atomic_write_bytes`). Missing parent folders are
-    created.
-    """
+def _encode(image: Image.Image | np.ndarray, path: str | os.PathLike, fmt: str, **params: Any) -> Path:
     if isinstance(image, np.ndarray):
         image = Image.fromarray(np.ascontiguousarray(image))
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format=fmt, **params)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def save_png(image: Image.Image | np.ndarray, path: str | os.PathLike, compress_level: int = 6) -> Path:
+    """Write ``image`` (PIL, or a uint8 array ``(H, W)``/``(H, W, 3)``) as PNG atomically; returns the path.
+
+    ``compress_level`` is zlib's 0-9: 1 encodes a 12 MP photo about 2.5x faster than the default 6 for a
+    file about a third larger. The file appears complete or not at all (see :func:`atomic_write_bytes`).
+    Missing parent folders are created.
+    """
+    return _encode(image, path, "PNG", compress_level=compress_level)
+
+
+def save_jpeg(image: Image.Image | np.ndarray, path: str | os.PathLike, quality: int = 95) -> Path:
+    """Write ``image`` as a JPEG atomically, without chroma subsampling (4:4:4); returns the path.
+
+    ``quality`` is 1-95. Written like :func:`save_png`.
+    """
+    return _encode(image, path, "JPEG", quality=quality, subsampling=0)
+
+
+def is_jpeg_file(path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` starts with the JPEG signature, whatever its name (False: unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -373,6 +396,7 @@ def iter_image_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> 
 
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageSource", "is_image_file", "iter_image_files",
-    "load_image", "save_png",
+    "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageSource", "is_image_file", "is_jpeg_file",
+    "iter_image_files",
+    "load_image", "save_jpeg", "save_png",
 ]

@@ -116,7 +116,7 @@ def worker(url: str, args: argparse.Namespace, deadline: float, outcome: Outcome
         t0 = time.perf_counter()
         try:
             job = client.submit(handle_file(str(args.image)), args.model, args.temperature, args.top_k,
-                                args.size, api_name="/colorize")
+                                args.size, args.output_format, api_name="/colorize")
             job.result(timeout=max(1.0, min(args.request_timeout, deadline - time.monotonic())))
         except Exception as exc:
             with outcome.lock:
@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, default=0.38)
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--output-format", default="auto", choices=["auto", "jpeg", "png"],
+                        help="what the API answers with (auto: JPEG for a JPEG upload, else PNG)")
     parser.add_argument("--pid", type=int, default=None, help="server pid (default: found by port)")
     parser.add_argument("--deadline", type=float, default=300.0, help="stop sending after this many seconds")
     parser.add_argument("--request-timeout", type=float, default=120.0)
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     gate = threading.Event()
     total = args.clients * args.requests
     print(f"{args.clients} clients x {args.requests} requests = {total} calls of /colorize "
-          f"({args.model}, size {args.size}) against {args.url}")
+          f"({args.model}, size {args.size}, output {args.output_format}) against {args.url}")
     t0 = time.monotonic()
     deadline = t0 + args.deadline
     with ThreadPoolExecutor(max_workers=args.clients) as pool:

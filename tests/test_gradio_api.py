@@ -63,7 +63,24 @@ def test_only_the_colorize_endpoint_is_public(client):
     names = set(info["named_endpoints"])
     assert "/colorize" in names
     params = [p["label"] for p in info["named_endpoints"]["/colorize"]["parameters"]]
-    assert params == ["image", "model", "temperature", "top_k", "size"]
+    assert params == ["image", "model", "temperature", "top_k", "size", "output_format"]
+
+
+def test_output_format_follows_the_upload_or_the_request(client, tmp_path: Path, make_rgb):
+    from gradio_client.exceptions import AppError
+
+    rgb = make_rgb(60, 80, seed=2)
+    src = tmp_path / "photo.jpg"
+    Image.fromarray(rgb, "RGB").save(src, quality=92)
+    image = gradio_client.handle_file(str(src))
+    for fmt, expected in (("auto", "JPEG"), ("png", "PNG"), ("jpeg", "JPEG")):
+        out = client.predict(image, "baseline-tiny", 0.38, 0, 128, fmt, api_name="/colorize")
+        with Image.open(out) as im:
+            assert (im.format, im.size) == (expected, (80, 60)), fmt
+    out = client.predict(image, "baseline-tiny", 0.38, 0, 128, api_name="/colorize")  # optional argument
+    assert Image.open(out).format == "JPEG"
+    with pytest.raises(AppError, match="'tiff'.*auto.*jpeg.*png"):  # Gradio checks the choice itself
+        client.predict(image, "baseline-tiny", 0.38, 0, 128, "tiff", api_name="/colorize")
 
 
 def test_hostile_files_through_the_api(client, tmp_path: Path, make_rgb):
@@ -85,8 +102,9 @@ def test_hostile_files_through_the_api(client, tmp_path: Path, make_rgb):
             assert "/tmp/" not in message, message  # server folders stay private
             outcomes["error"] += 1
         else:
-            with Image.open(out) as im:
-                assert im.format == "PNG" and min(im.size) >= 1, path.name
+            with Image.open(out) as im:  # auto: a JPEG answers a JPEG, a PNG anything else
+                assert im.format == ("JPEG" if path.read_bytes()[:3] == b"\xff\xd8\xff" else "PNG"), path.name
+                assert min(im.size) >= 1, path.name
             outcomes["ok"] += 1
     assert outcomes["ok"] > 0 and outcomes["error"] > 0, outcomes
     good = tmp_path / "good.png"

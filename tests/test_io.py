@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from colorcore.errors import ImageLoadError
-from colorcore.io import is_image_file, iter_image_files, load_image, save_png
+from colorcore.io import is_image_file, is_jpeg_file, iter_image_files, load_image, save_jpeg, save_png
 
 
 def _encode(im: Image.Image, fmt: str, **kwargs: object) -> bytes:
@@ -299,6 +299,22 @@ def test_save_png_failure_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises((OSError, ValueError, TypeError)):
         save_png(np.zeros((2, 2, 5), np.uint8), tmp_path / "bad.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_jpeg_is_444_and_sniffed(tmp_path: Path, make_rgb: Callable[..., np.ndarray]) -> None:
+    rgb = make_rgb(32, 48)
+    path = save_jpeg(rgb, tmp_path / "out.jpg")
+    with Image.open(path) as im:
+        assert im.format == "JPEG" and im.size == (48, 32)
+        assert [f[1:3] for f in im.layer] == [(1, 1)] * 3  # 4:4:4: no channel subsampled
+        assert max(im.quantization[0]) <= 12  # quality 95 (quality 75 goes up to 61)
+        assert np.abs(np.asarray(im, int) - rgb).mean() < 3.5
+    assert is_jpeg_file(path)
+    png = save_png(rgb, tmp_path / "fast.png", compress_level=1)
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), rgb)
+    assert not is_jpeg_file(png) and not is_jpeg_file(tmp_path / "missing.jpg")
+    (tmp_path / "renamed.png").write_bytes(path.read_bytes())
+    assert is_jpeg_file(tmp_path / "renamed.png")  # by content, not by name
 
 
 def test_is_image_file() -> None:

@@ -259,6 +259,20 @@ def test_colorize_one_keeps_resolution_and_maps_knobs(photo: Image.Image):
         studio.colorize_one(None, "baseline-tiny")
 
 
+def test_save_api_result_answers_jpeg_with_jpeg(photo: Image.Image, tmp_path):
+    jpg, png = tmp_path / "in.jpg", tmp_path / "in.png"
+    photo.save(jpg, quality=90)
+    photo.save(png)
+    cases = [(jpg, "auto", "JPEG"), (png, "auto", "PNG"), (jpg, "png", "PNG"), (png, "JPEG", "JPEG"),
+             (tmp_path / "gone.jpg", "auto", "PNG")]
+    for i, (source, fmt, expected) in enumerate(cases):
+        out = studio.save_api_result(photo, tmp_path / str(i), source, fmt)
+        with Image.open(out) as im:
+            assert (im.format, im.size) == (expected, photo.size), (source.name, fmt)
+    with pytest.raises(ConfigError, match="output format must be one of auto, jpeg, png, not 'gif'"):
+        studio.save_api_result(photo, tmp_path, jpg, "gif")
+
+
 # ------------------------------------------------------------------------------------------ classroom
 def test_pixel_distribution_reads_the_logits_at_the_clicked_cell(photo: Image.Image):
     gray = studio.to_gray(photo)
