@@ -54,7 +54,7 @@ footer {display: none !important}
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show a ColorcoreError's message as a red toast instead of a stack trace."""
+    """Show a ColorcoreError's message as a red toast instead of a stack trace; free memory afterwards."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -62,6 +62,8 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except ColorcoreError as exc:
             raise gr.Error(_without_folders(str(exc)), title="Cannot do that") from exc
+        finally:
+            studio.release_memory()
 
     return wrapper
 

@@ -130,6 +130,8 @@ def main() -> None:
                 except ColorcoreError as exc:
                     st.session_state.pop("comparison", None)
                     st.error(str(exc))
+                finally:
+                    studio.release_memory()
             stored = st.session_state.get("comparison")
             if stored is not None and stored[0] == stem and stored[1].gray.size == gray.size:
                 show_comparison(*stored)

@@ -273,6 +273,13 @@ def test_save_api_result_answers_jpeg_with_jpeg(photo: Image.Image, tmp_path):
         studio.save_api_result(photo, tmp_path, jpg, "gif")
 
 
+def test_release_memory_trims_the_heap_on_glibc():
+    import platform
+
+    glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert studio.release_memory() is glibc
+
+
 # ------------------------------------------------------------------------------------------ classroom
 def test_pixel_distribution_reads_the_logits_at_the_clicked_cell(photo: Image.Image):
     gray = studio.to_gray(photo)
