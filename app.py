@@ -15,6 +15,7 @@ API (``gradio_client``)::
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import re
@@ -70,7 +71,8 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _without_folders(message: str) -> str:
     """Drop server-side folders from file paths in a message (uploads live in Gradio's temp folders)."""
-    return re.sub(r"(?:/[^/\s:]+)+/([^/\s:]+)", r"\1", message)
+    # Only absolute paths: "a text/HTML/SVG file" keeps its slashes.
+    return re.sub(r"(?<![\w.])(?:/[^/\s:]+)+/([^/\s:]+)", r"\1", message)
 
 
 class _Downloads:
@@ -87,6 +89,32 @@ class _Downloads:
         folder = self.root / uuid.uuid4().hex[:12]
         folder.mkdir()
         return folder
+
+
+class CheckedImage(gr.Image):
+    """``gr.Image`` whose uploads are opened by :func:`colorcore.io.load_image`, not by Gradio.
+
+    So a decompression bomb, an oversized or disguised file is refused by colorcore's pixel cap and decoder
+    list before anything is decoded, with colorcore's plain-words message. ``is_template`` makes Gradio
+    draw it with the ordinary image widget.
+    """
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is None or self.type != "pil":
+            return super().preprocess(payload)
+        url = payload.url or ""
+        source: str | bytes | None = payload.path
+        if url.startswith("data:"):
+            source = base64.b64decode(url.partition(",")[2], validate=False)
+        if source is None:
+            return super().preprocess(payload)
+        try:
+            image = load_image(source)
+        except ColorcoreError as exc:
+            raise gr.Error(_without_folders(str(exc)), title="Cannot open this photo") from exc
+        return image.convert(self.image_mode) if self.image_mode and image.mode != self.image_mode else image
 
 
 def _slot_positions(n: int) -> list[int]:
@@ -131,14 +159,14 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Studio", id="studio"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=2, min_width=330, elem_classes="cc-sidebar"):
-                        photo = gr.Image(label="Photo",
-                                         type="pil", image_mode="RGB", format="png", height=260,
-                                         sources=["upload", "clipboard", "webcam"], elem_id="cc-photo")
+                        photo = CheckedImage(label="Photo",
+                                             type="pil", image_mode="RGB", format="png", height=260,
+                                             sources=["upload", "clipboard", "webcam"], elem_id="cc-photo")
                         run = gr.Button("Colourise", variant="primary", elem_id="cc-run")
                         with gr.Accordion("Ground truth (optional)", open=False) as truth_box:
-                            truth = gr.Image(label="Colour original",
-                                             type="pil", image_mode="RGB", format="png",
-                                             height=200, sources=["upload", "clipboard"], elem_id="cc-truth")
+                            truth = CheckedImage(label="Colour original",
+                                                 type="pil", image_mode="RGB", format="png", height=200,
+                                                 sources=["upload", "clipboard"], elem_id="cc-truth")
                         gr.Examples(examples=[[str(p)] for p in _examples()], inputs=[photo],
                                     label="Examples: colour photos from the validation set",
                                     examples_per_page=8)

@@ -148,6 +148,21 @@ def test_gradio_studio(weights: Path, driver, tmp_path: Path):
         wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#cc-plot img, #cc-plot svg"), what="plot")
         driver.save_screenshot(str(artifacts_dir() / "gradio_classroom.png"))
 
+        # A decompression bomb dropped on the photo is refused by colorcore.io, in words, before decoding.
+        from hostile import _png_header_only
+
+        bomb = tmp_path / "bomb.png"
+        bomb.write_bytes(_png_header_only(20000, 20000))
+        tabs = driver.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+        next(t for t in tabs if t.text == "Studio").click()
+        driver.execute_script("window.scrollTo(0, 0)")
+        for clear in driver.find_elements(By.CSS_SELECTOR, "#cc-photo button[aria-label='Clear']"):
+            clear.click()
+        upload = wait_for(lambda: css(By.CSS_SELECTOR, "#cc-photo input[type=file]"), what="empty photo")
+        upload.send_keys(str(bomb))
+        wait_for(lambda: "above the 40 MP limit" in css(By.TAG_NAME, "body").text, timeout=30,
+                 what="bomb refusal message")
+
 
 def test_streamlit_twin(weights: Path, driver, tmp_path: Path):
     from selenium.webdriver.common.by import By

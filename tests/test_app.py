@@ -1,0 +1,63 @@
+"""app.py without a browser: the studio's upload widget hands files to colorcore.io, not to Gradio."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio.data_classes import ImageData
+from hostile import _png_header_only
+from PIL import Image
+
+from app import CheckedImage
+
+
+@pytest.fixture
+def widget() -> CheckedImage:
+    return CheckedImage(type="pil", image_mode="RGB", format="png")
+
+
+def test_checked_image_is_drawn_by_the_image_widget(widget):
+    assert widget.get_block_name() == "image"
+
+
+def test_checked_image_opens_uploads_with_colorcore(widget, tmp_path: Path, make_rgb):
+    rgb = make_rgb(30, 40)
+    gray = tmp_path / "gray.png"
+    Image.fromarray(rgb[:, :, 0], "L").save(gray)
+    out = widget.preprocess(ImageData(path=str(gray), orig_name="gray.png"))
+    assert out.mode == "RGB" and out.size == (40, 30)
+    np.testing.assert_array_equal(np.asarray(out)[:, :, 1], rgb[:, :, 0])
+    # EXIF orientation 6 (rotate 90 degrees clockwise to display) is applied, as colorcore.io does.
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[274] = 6
+    Image.fromarray(rgb).save(rotated, exif=exif, quality=95)
+    assert widget.preprocess(ImageData(path=str(rotated), orig_name="rotated.jpg")).size == (30, 40)
+    # A pasted image arrives as a data: URL.
+    url = "data:image/png;base64," + base64.b64encode(gray.read_bytes()).decode()
+    assert widget.preprocess(ImageData(url=url)).size == (40, 30)
+    assert widget.preprocess(None) is None
+
+
+def test_checked_image_refuses_bombs_and_fakes_in_plain_words(widget, tmp_path: Path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(20000, 20000))
+    with pytest.raises(gr.Error, match="400 MP, above the 40 MP limit") as info:
+        widget.preprocess(ImageData(path=str(bomb), orig_name="bomb.png"))
+    assert str(tmp_path) not in str(info.value)  # server folders stay private
+    fake = tmp_path / "page.jpg"
+    fake.write_text("<html><body>not a photo</body></html>")
+    with pytest.raises(gr.Error, match=r"page.jpg: not a recognised image file \(it is a text/HTML/SVG file"):
+        widget.preprocess(ImageData(path=str(fake), orig_name="page.jpg"))
+
+
+def test_without_folders_drops_server_paths_only():
+    from app import _without_folders
+
+    assert _without_folders("/tmp/gradio/ab12/photo.jpg: not a recognised image file (it is a text/HTML/SVG "
+                            "file)") == "photo.jpg: not a recognised image file (it is a text/HTML/SVG file)"
+    assert _without_folders("cannot read '/srv/x/y.png'") == "cannot read 'y.png'"
