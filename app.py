@@ -94,9 +94,10 @@ class _Downloads:
 class CheckedImage(gr.Image):
     """``gr.Image`` whose uploads are opened by :func:`colorcore.io.load_image`, not by Gradio.
 
-    So a decompression bomb, an oversized or disguised file is refused by colorcore's pixel cap and decoder
-    list before anything is decoded, with colorcore's plain-words message. ``is_template`` makes Gradio
-    draw it with the ordinary image widget.
+    So a decompression bomb, an oversized or a disguised file is refused by colorcore's pixel cap and
+    decoder list before anything is decoded, with colorcore's plain-words message. A subclass, not a
+    patched instance, because Gradio rebuilds components from their class on updates; ``is_template``
+    makes it draw with the ordinary image widget. (Gradio writes an ``app.pyi`` stub for it; ignored.)
     """
 
     is_template = True
@@ -106,15 +107,16 @@ class CheckedImage(gr.Image):
             return super().preprocess(payload)
         url = payload.url or ""
         source: str | bytes | None = payload.path
-        if url.startswith("data:"):
-            source = base64.b64decode(url.partition(",")[2], validate=False)
+        if url.startswith("data:"):  # a pasted image
+            source = base64.b64decode(url.partition(",")[2])
         if source is None:
             return super().preprocess(payload)
         try:
             image = load_image(source)
         except ColorcoreError as exc:
             raise gr.Error(_without_folders(str(exc)), title="Cannot open this photo") from exc
-        return image.convert(self.image_mode) if self.image_mode and image.mode != self.image_mode else image
+        mode = self.image_mode
+        return image.convert(mode) if mode and image.mode != mode else image
 
 
 def _slot_positions(n: int) -> list[int]:
@@ -159,14 +161,14 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Studio", id="studio"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=2, min_width=330, elem_classes="cc-sidebar"):
-                        photo = CheckedImage(label="Photo",
-                                             type="pil", image_mode="RGB", format="png", height=260,
-                                             sources=["upload", "clipboard", "webcam"], elem_id="cc-photo")
+                        photo = CheckedImage(label="Photo", type="pil", image_mode="RGB", format="png",
+                                             height=260, sources=["upload", "clipboard", "webcam"],
+                                             elem_id="cc-photo")
                         run = gr.Button("Colourise", variant="primary", elem_id="cc-run")
                         with gr.Accordion("Ground truth (optional)", open=False) as truth_box:
-                            truth = CheckedImage(label="Colour original",
-                                                 type="pil", image_mode="RGB", format="png", height=200,
-                                                 sources=["upload", "clipboard"], elem_id="cc-truth")
+                            truth = CheckedImage(label="Colour original", type="pil", image_mode="RGB",
+                                                 format="png", height=200, sources=["upload", "clipboard"],
+                                                 elem_id="cc-truth")
                         gr.Examples(examples=[[str(p)] for p in _examples()], inputs=[photo],
                                     label="Examples: colour photos from the validation set",
                                     examples_per_page=8)

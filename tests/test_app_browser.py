@@ -160,7 +160,7 @@ def test_gradio_studio(weights: Path, driver, tmp_path: Path):
             clear.click()
         upload = wait_for(lambda: css(By.CSS_SELECTOR, "#cc-photo input[type=file]"), what="empty photo")
         upload.send_keys(str(bomb))
-        wait_for(lambda: "above the 40 MP limit" in css(By.TAG_NAME, "body").text, timeout=30,
+        wait_for(lambda: "above the 40 MP limit" in css(By.TAG_NAME, "body").text, timeout=60,
                  what="bomb refusal message")
 
 
