@@ -24,10 +24,10 @@ recipe() {
     autoencoder-13)    echo autoencoder-13 400 ;;
     zhang-regression)  echo zhang-regression 3000 ;;
     resnet-regression) echo resnet-regression 1500 ;;
-    pix2pix)           echo pix2pix 200 --l1-pretrain-steps 60 ;;
+    pix2pix)           echo pix2pix 500 --l1-pretrain-steps 250 --patience 20 ;;
     fusion-w50)        echo fusion 120 --config width=0.5 ;;
-    eccv16-small)      echo eccv16-small 400 --prior-images 3000 ;;
-    eccv16-w25)        echo eccv16 300 --prior-images 3000 --config width=0.25 ;;
+    eccv16-small)      echo eccv16-small 500 --prior-images 3000 ;;
+    eccv16-w25)        echo eccv16 1500 --prior-images 3000 --config width=0.25 ;;
     unet-palette-16)   echo unet-palette 1500 --rebalance-palette --config bins=16 width=8 ;;
     unet-palette-24)   echo unet-palette 1500 --rebalance-palette --config bins=24 width=8 ;;
     unet-palette-32)   echo unet-palette 1500 --rebalance-palette --config bins=32 width=8 ;;
