@@ -289,7 +289,7 @@ def build_app() -> gr.Blocks:
             return (gr.skip() if image is None or unchanged else gray,
                     gr.skip() if unchanged else new_truth,
                     gr.Accordion(open=True) if new_truth is not None and not unchanged else gr.skip(),
-                    editor_value, _zoomed(gray))
+                    editor_value, studio.zoomed(gray))
 
         photo.change(on_photo, [photo, truth], [photo, truth, truth_box, editor, cls_image],
                      api_visibility="private", show_progress="hidden")
@@ -386,7 +386,7 @@ def build_app() -> gr.Blocks:
             if image is None or shown is None:
                 raise gr.Error("Upload a photo in the Studio tab first.")
             # The classroom shows the photo enlarged; map the click back to the photo's pixels.
-            x, y = (int(v) * n // z for v, n, z in zip(evt.index, image.size, shown.size, strict=True))
+            x, y = studio.click_to_pixel(*evt.index, shown.size, image.size)
             view = studio.pixel_distribution(key, image, x, y, temperature=float(t), size=_size(auto, s),
                                              bins=int(b) if b else None, truth=truth_image)
             return view.figure, view.summary
@@ -414,15 +414,6 @@ def build_app() -> gr.Blocks:
         api_button.click(colorize, [api_image, api_model, api_temperature, api_top_k, api_size, api_format],
                          api_out, api_name="colorize")
     return demo
-
-
-def _zoomed(image: Image.Image | None, target: int = 320) -> Image.Image | None:
-    """A small photo enlarged by a whole factor (nearest neighbour) so its pixels can be clicked."""
-    if image is None:
-        return None
-    factor = max(1, -(-target // max(image.size)))
-    return image if factor == 1 else image.resize((image.width * factor, image.height * factor),
-                                                  Image.Resampling.NEAREST)
 
 
 def _open_or_warn(path: str) -> Image.Image | None:

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageColor
 from torch import nn
 
 from colorcore.color import lab_to_rgb
-from colorcore.errors import ConfigError, ModelNotFoundError
+from colorcore.errors import ColorcoreError, ConfigError, ModelNotFoundError
 from colorcore.io import ImageSource, is_jpeg_file, load_image, save_jpeg, save_png
 from colorcore.metrics import METRIC_INFO, compute_all, gray_baseline
 from colorcore.pipeline import Colorizer, ColorizeResult, Hints
@@ -345,6 +345,37 @@ def hints_from_layer(layer: np.ndarray | Image.Image | None, size: tuple[int, in
     return Hints.from_rgba(arr)
 
 
+def zoomed(image: Image.Image | None, target: int = 320) -> Image.Image | None:
+    """A small photo enlarged by a whole factor (nearest neighbour) so its pixels can be clicked."""
+    if image is None:
+        return None
+    factor = max(1, -(-target // max(image.size)))
+    return image if factor == 1 else image.resize((image.width * factor, image.height * factor),
+                                                  Image.Resampling.NEAREST)
+
+
+def click_to_pixel(x: float, y: float, shown: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
+    """The photo pixel ``(x, y)`` under a click at ``(x, y)`` on the photo shown at ``shown`` = (W, H)."""
+    px, py = (min(n - 1, max(0, int(v * n // max(1, z)))) for v, n, z in zip((x, y), size, shown,
+                                                                              strict=True))
+    return px, py
+
+
+def hint_layer(points: Iterable[tuple[int, int, str]], size: tuple[int, int]) -> np.ndarray:
+    """An RGBA layer ``(H, W, 4)`` uint8 for :func:`hints_from_layer` with a small square per hint.
+
+    ``points`` are ``(x, y, "#rrggbb")`` in photo pixels; each square spans about 2 % of the photo's short
+    side (at least 1 px), so a hint covers the same share of any photo.
+    """
+    w, h = size
+    layer = np.zeros((h, w, 4), np.uint8)
+    r = max(0, min(w, h) // 100)
+    for x, y, colour in points:
+        rgb = ImageColor.getrgb(colour)[:3]
+        layer[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1] = (*rgb, 255)
+    return layer
+
+
 # ------------------------------------------------------------------------------------------ comparison
 @dataclass(frozen=True, eq=False)
 class ModelResult:
@@ -385,7 +416,8 @@ def run_comparison(
     """Colourise ``image`` with each model in ``keys`` (1 to :data:`MAX_MODELS`) and score each one.
 
     A colour ``image`` with no ``truth`` is its own ground truth (its gray version is what the models
-    see). Metrics are computed when a truth of the photo's size exists.
+    see). Metrics are computed when a truth of the photo's size exists. A model that cannot run is
+    skipped with a note; when none can, the first one's error is raised.
     """
     if image is None:
         raise ConfigError("upload or paste a photo first")
@@ -411,12 +443,21 @@ def run_comparison(
         notes.append("colour hints only steer user-guided models (siggraph17); none is selected")
     truth_arr = np.asarray(truth) if truth is not None else None
     results = []
+    failures: list[ColorcoreError] = []
     for choice in picked:
-        entry = choice.entry(knobs.bins)
-        res = colorizer(entry, knobs.size).predict(
-            gray, hints=hints if choice.supports_hints else None, **knobs.decoding(choice))
+        # One model that cannot run (e.g. published weights not downloaded) must not cost the others.
+        try:
+            entry = choice.entry(knobs.bins)
+            res = colorizer(entry, knobs.size).predict(
+                gray, hints=hints if choice.supports_hints else None, **knobs.decoding(choice))
+        except ColorcoreError as exc:
+            failures.append(exc)
+            notes.append(f"skipped {choice.key}: {exc}")
+            continue
         metrics = compute_all(res.rgb, truth_arr) if truth_arr is not None else None
         results.append(ModelResult(choice, entry, res.image, res.elapsed, metrics))
+    if not results:
+        raise failures[0]
     baseline = compute_all(np.asarray(gray.convert("RGB")), truth_arr) if truth_arr is not None else None
     return Comparison(gray, truth, tuple(results), baseline, tuple(notes))
 

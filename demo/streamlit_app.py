@@ -13,10 +13,12 @@ from pathlib import Path
 
 import streamlit as st
 from PIL import Image
+from streamlit_image_coordinates import streamlit_image_coordinates
 
 from colorcore import studio
 from colorcore.errors import ColorcoreError
 from colorcore.io import load_image
+from colorcore.pipeline import Hints
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "assets" / "examples").glob("*.jpg"))
 
@@ -33,6 +35,43 @@ def zip_results(comparison: studio.Comparison, stem: str) -> bytes:
         for r in comparison.results:
             zf.writestr(f"{stem}_{r.entry.name}.png", png_bytes(r.image))
     return buf.getvalue()
+
+
+def clicked_pixel(image: Image.Image, key: str, value: dict | None = None) -> tuple[int, int] | None:
+    """Where on ``image`` the user last clicked (photo pixels), or None before any click.
+
+    ``value`` is the click component's value when the caller has already drawn it.
+    """
+    if value is None:
+        value = streamlit_image_coordinates(studio.zoomed(image), key=key, cursor="crosshair")
+    if not value:
+        return None
+    return studio.click_to_pixel(value["x"], value["y"], (value["width"], value["height"]), image.size)
+
+
+def hint_picker(gray: Image.Image, stem: str) -> Hints | None:
+    """Click the photo to drop colour hints for the user-guided model; returns them (None without any)."""
+    st.subheader("Colour hints for the user-guided model")
+    state = st.session_state.setdefault("hints", {"photo": None, "points": [], "last_click": None})
+    photo_id = (stem, gray.size)
+    if state["photo"] != photo_id:  # a new photo starts without hints
+        state.update(photo=photo_id, points=[], last_click=None)
+    left, right = st.columns([1, 2])
+    colour = left.color_picker("Hint colour", "#3b7dd8", key="hint_colour")
+    if left.button("Clear hints", key="hint_clear"):
+        state["points"] = []
+    left.caption(f"{len(state['points'])} hint(s). Click the photo to add one in the chosen colour.")
+    layer = studio.hint_layer(state["points"], gray.size)
+    preview = Image.alpha_composite(gray.convert("RGBA"), Image.fromarray(layer, "RGBA")).convert("RGB")
+    with right:
+        value = streamlit_image_coordinates(studio.zoomed(preview), key="hint_click", cursor="crosshair")
+    # The component repeats its last click on every rerun; only a new click adds a hint.
+    if value and value.get("unix_time") != state["last_click"]:
+        state["last_click"] = value.get("unix_time")
+        x, y = clicked_pixel(gray, "hint_click", value)
+        state["points"].append((x, y, colour))
+        st.rerun()
+    return studio.hints_from_layer(layer, gray.size) if state["points"] else None
 
 
 def pick_photo() -> tuple[Image.Image | None, str]:
@@ -99,9 +138,6 @@ def main() -> None:
         size = st.slider("Processing size (px)", studio.SIZE_MIN, studio.SIZE_MAX, studio.SIZE_DEFAULT,
                          studio.SIZE_STEP, key="size", disabled=as_trained)
         size = None if as_trained else size
-        if vis.hints:
-            st.info("Colour hints can be painted in the Gradio studio (`make run`); here the user-guided "
-                    "model runs without hints.")
         run = st.button("Colourise", type="primary", width="stretch", key="run")
 
     gray, truth = studio.split_photo(image)
@@ -120,13 +156,14 @@ def main() -> None:
             left.image(gray, caption=f"Input the models see ({gray.width}x{gray.height})", width="stretch")
             if truth is not None:
                 right.image(truth, caption="Ground truth", width="stretch")
+            hints = hint_picker(gray, stem) if vis.hints else None
             if run:
                 try:
                     knobs = studio.Knobs(temperature=temperature, method=method, top_k=top_k, bins=bins,
                                          size=size)
                     with st.spinner("Colourising…"):
                         st.session_state["comparison"] = (stem, studio.run_comparison(
-                            gray, keys, knobs, truth=truth, choices=choices))
+                            gray, keys, knobs, truth=truth, hints=hints, choices=choices))
                 except ColorcoreError as exc:
                     st.session_state.pop("comparison", None)
                     st.error(str(exc))
@@ -175,9 +212,8 @@ def classroom(gray: Image.Image | None, truth: Image.Image | None, choices: list
                            format_func={c.key: c.label for c in classifiers}.__getitem__, key="cls_model")
         c1, c2 = st.columns([1, 2])
         with c1:
-            x = st.slider("Pixel x", 0, gray.width - 1, gray.width // 2, key="px")
-            y = st.slider("Pixel y", 0, gray.height - 1, gray.height // 2, key="py")
-            st.image(gray, caption="Input", width="stretch")
+            st.caption("Click a pixel of the input to see the classifier's colour distribution there.")
+            x, y = clicked_pixel(gray, "cls_click") or (gray.width // 2, gray.height // 2)
         with c2:
             try:
                 view = studio.pixel_distribution(key, gray, x, y, temperature=temperature, size=size,

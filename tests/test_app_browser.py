@@ -214,3 +214,55 @@ def test_streamlit_twin(weights: Path, driver, tmp_path: Path):
         wait_for(lambda: "Stop" not in driver.find_element(By.CSS_SELECTOR, "header").text,
                  what="run finished")
         driver.save_screenshot(str(artifacts_dir() / "streamlit_studio.png"))
+
+        def click_image(frame, dx: int, dy: int) -> None:
+            """Click the picture inside a click-coordinates component, (dx, dy) px from its centre."""
+            from selenium.webdriver.common.action_chains import ActionChains
+
+            driver.switch_to.frame(frame)
+            try:
+                img = wait_for(lambda: driver.find_element(By.TAG_NAME, "img"), what="clickable picture")
+                wait_for(lambda: img.size["width"] > 50, what="picture layout")
+                ActionChains(driver).move_to_element_with_offset(img, dx, dy).click().perform()
+            finally:
+                driver.switch_to.default_content()
+
+        def click_frames():
+            frames = driver.find_elements(By.CSS_SELECTOR, "iframe[title*=streamlit_image_coordinates]")
+            return [f for f in frames if f.is_displayed()]
+
+        # Hints: adding the user-guided model shows the photo; each click drops one hint in the chosen colour.
+        box = driver.find_element(By.CSS_SELECTOR, "[data-testid=stMultiSelect] input")
+        box.click()
+        box.send_keys("siggraph17-tiny")
+        box.send_keys(Keys.ENTER)
+        box.send_keys(Keys.ESCAPE)
+        main = "section.main, [data-testid=stMain]"
+        wait_for(lambda: "0 hint(s)" in driver.find_element(By.CSS_SELECTOR, main).text, what="hint picker")
+        click_image(wait_for(click_frames, what="hint picture")[0], -30, -20)
+        wait_for(lambda: "1 hint(s)" in driver.find_element(By.CSS_SELECTOR, main).text, what="first hint")
+        click_image(wait_for(click_frames, what="hint picture")[0], 25, 30)
+        wait_for(lambda: "2 hint(s)" in driver.find_element(By.CSS_SELECTOR, main).text, what="second hint")
+        run = next(b for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text == "Colourise")
+        driver.execute_script("arguments[0].click()", run)
+        try:
+            wait_for(lambda: any("siggraph17-tiny" in row for row in table_rows()), timeout=90,
+                     what="hinted model's row")
+        finally:
+            driver.save_screenshot(str(artifacts_dir() / "streamlit_hints.png"))
+
+        # Classroom: clicking a pixel of the input shows that pixel's distribution.
+        tabs = driver.find_elements(By.CSS_SELECTOR, "[data-testid=stTab]")
+        classroom = next(t for t in tabs if "Classroom" in t.get_attribute("textContent"))
+        driver.execute_script("arguments[0].click()", classroom)  # the tab bar may be scrolled out of view
+        def shown_pixel() -> tuple[int, ...] | None:
+            found = re.search(r"pixel \((\d+), (\d+)\) of (\d+)x(\d+)",
+                              driver.find_element(By.CSS_SELECTOR, main).text)
+            return tuple(int(v) for v in found.groups()) if found else None
+
+        assert wait_for(shown_pixel, what="centre pixel") == (64, 64, 128, 128)  # before any click
+        click_image(wait_for(click_frames, what="classroom picture")[0], 40, -40)
+        x, y, w, h = wait_for(lambda: (p := shown_pixel()) != (64, 64, 128, 128) and p, timeout=60,
+                              what="distribution of the clicked pixel")
+        assert x > w // 2 and y < h // 2, (x, y)  # right of and above the centre, as clicked
+        driver.save_screenshot(str(artifacts_dir() / "streamlit_classroom.png"))

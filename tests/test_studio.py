@@ -172,6 +172,22 @@ def test_comparison_without_truth_reports_time_only(photo: Image.Image):
     assert mismatched.truth is None and "metrics are skipped" in mismatched.notes[0]
 
 
+def test_comparison_skips_a_model_that_cannot_run(photo: Image.Image, monkeypatch):
+    from colorcore import weights
+    from colorcore.errors import WeightsError
+
+    def offline(entry):
+        raise WeightsError(f"cannot download the published {entry.model} weights (offline)")
+
+    monkeypatch.setattr(weights, "fetch_published", offline)
+    comparison = studio.run_comparison(photo, ["baseline-tiny", "eccv16-published"], knobs())
+    assert [r.entry.name for r in comparison.results] == ["baseline-tiny"]
+    assert comparison.notes == ("skipped eccv16-published: cannot download the published eccv16 weights "
+                                "(offline)",)
+    with pytest.raises(WeightsError, match="cannot download the published eccv16"):
+        studio.run_comparison(photo, ["eccv16-published"], knobs())
+
+
 def test_comparison_decoding_knobs_change_the_result(photo: Image.Image):
     def run(**kw):
         return np.asarray(studio.run_comparison(photo, ["eccv16-tiny"], knobs(**kw)).results[0].image, int)
@@ -278,6 +294,32 @@ def test_release_memory_trims_the_heap_on_glibc():
 
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert studio.release_memory() is glibc
+
+
+def test_clicks_on_an_enlarged_photo_map_back_to_its_pixels():
+    small = Image.new("RGB", (128, 96))
+    shown = studio.zoomed(small)
+    assert shown.size == (384, 288)  # a whole factor, nearest neighbour
+    assert studio.zoomed(Image.new("RGB", (500, 400))).size == (500, 400) and studio.zoomed(None) is None
+    assert studio.click_to_pixel(0, 0, shown.size, small.size) == (0, 0)
+    assert studio.click_to_pixel(383.9, 287.9, shown.size, small.size) == (127, 95)
+    assert studio.click_to_pixel(200, 100, (400, 300), small.size) == (64, 32)  # a differently scaled view
+    assert studio.click_to_pixel(999, -5, shown.size, small.size) == (127, 0)  # clamped inside the photo
+
+
+def test_hint_layer_paints_squares_that_become_hints():
+    from colorcore.color import rgb_to_lab
+
+    size = (200, 100)
+    layer = studio.hint_layer([(10, 20, "#ff0000"), (199, 99, "#0000ff")], size)
+    assert layer.shape == (100, 200, 4) and layer[20, 10].tolist() == [255, 0, 0, 255]
+    assert layer[19:22, 9:12, 3].all() and layer[18:23, 8:13, 3].sum() == 9 * 255  # 3 x 3 on a 100 px side
+    assert layer[98:, 198:, 3].all()  # clipped at the border
+    hints = studio.hints_from_layer(layer, size)
+    assert hints.mask.sum() == 9 + 4
+    red_ab = rgb_to_lab(torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1))[1:, 0, 0].numpy()
+    np.testing.assert_allclose(hints.ab[20, 10], red_ab, atol=0.5)
+    assert studio.hints_from_layer(studio.hint_layer([], size), size) is None
 
 
 # ------------------------------------------------------------------------------------------ classroom
