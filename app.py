@@ -76,7 +76,7 @@ def _without_folders(message: str) -> str:
 
 
 class _Downloads:
-    """A private folder of result PNGs; each run gets a subfolder, old ones are pruned."""
+    """A private folder of result files; each run gets a subfolder, old ones are pruned."""
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="colorcore-studio-"))

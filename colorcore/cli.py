@@ -22,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from colorcore.errors import ColorcoreError, ConfigError, ImageLoadError
-from colorcore.io import atomic_write_bytes, iter_image_files, load_image, save_png
+from colorcore.io import atomic_write_bytes, atomic_write_text, iter_image_files, load_image, save_png
 from colorcore.pipeline import DECODE_METHODS, MAX_SIZE, MIN_SIZE, Colorizer
 
 GRAY_LABEL = "gray (ab = 0)"
@@ -320,7 +320,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "models": {row.label: {"size": row.size, "metrics": _means(row.scores)} for row in rows},
             "gray": _means(gray_row.scores),
         }
-        atomic_write_bytes(args.json, (json.dumps(summary, indent=2) + "\n").encode())
+        atomic_write_text(args.json, json.dumps(summary, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -389,7 +389,7 @@ def _write_report(args: argparse.Namespace, table: str, n_photos: int, notes: li
         lines += [f"![gray input, one row per model, ground truth]({Path(link).as_posix()})", ""]
     if notes:
         lines += ["Notes:", "", *[f"- {n}" for n in notes], ""]
-    atomic_write_bytes(args.out, "\n".join(lines).encode())
+    atomic_write_text(args.out, "\n".join(lines))
 
 
 __all__ = ["build_parser", "main"]

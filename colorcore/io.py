@@ -120,9 +120,10 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     raise ImageLoadError(f"cannot load an image from a {type(source).__name__}")
 
 
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
 # Leading bytes of formats, to tell "a corrupt PNG" from "not an image" when PIL identifies nothing.
 _SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"), (_JPEG_SIGNATURE, "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
     (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"),
     (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"qoif", "QOI"),
 )
@@ -359,7 +360,7 @@ def is_jpeg_file(path: str | os.PathLike) -> bool:
     """Whether the file at ``path`` starts with the JPEG signature, whatever its name (False: unreadable)."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(3) == b"\xff\xd8\xff"
+            return fh.read(len(_JPEG_SIGNATURE)) == _JPEG_SIGNATURE
     except OSError:
         return False
 
@@ -397,6 +398,5 @@ def iter_image_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> 
 
 __all__ = [
     "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageSource", "is_image_file", "is_jpeg_file",
-    "iter_image_files",
-    "load_image", "save_jpeg", "save_png",
+    "iter_image_files", "load_image", "save_jpeg", "save_png",
 ]

@@ -319,7 +319,7 @@ class Colorizer:
         if pil.mode == "L":
             return np.array(pil)
         if self._fast_cpu:
-            return rgb_to_gray(np.asarray(pil), min(_BAND_PIXELS, _FAST_BAND_PIXELS))
+            return rgb_to_gray(np.asarray(pil), _FAST_BAND_PIXELS)
         rgb = torch.from_numpy(np.array(pil))  # (H, W, 3) uint8
         h, w = rgb.shape[:2]
         gray = torch.empty((h, w), dtype=torch.uint8)
@@ -363,7 +363,7 @@ class Colorizer:
     def _merge(self, gray: np.ndarray, ab_small: Tensor) -> np.ndarray:
         """Full-resolution gray ``(H, W)`` + working-size ab ``(2, S, S)`` -> ``(H, W, 3)`` uint8 sRGB."""
         if self._fast_cpu:
-            return merge_gray_ab(gray, ab_small, min(_BAND_PIXELS, _FAST_BAND_PIXELS))
+            return merge_gray_ab(gray, ab_small, _FAST_BAND_PIXELS)
         h, w = gray.shape
         ab = F.interpolate(ab_small[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
         gray_t = torch.from_numpy(gray)

@@ -37,16 +37,16 @@ def zip_results(comparison: studio.Comparison, stem: str) -> bytes:
     return buf.getvalue()
 
 
-def clicked_pixel(image: Image.Image, key: str, value: dict | None = None) -> tuple[int, int] | None:
-    """Where on ``image`` the user last clicked (photo pixels), or None before any click.
-
-    ``value`` is the click component's value when the caller has already drawn it.
-    """
-    if value is None:
-        value = streamlit_image_coordinates(studio.zoomed(image), key=key, cursor="crosshair")
-    if not value:
+def clicked_pixel(click: dict | None, image: Image.Image) -> tuple[int, int] | None:
+    """The pixel of ``image`` under a click on its enlarged view (the click component's value), or None."""
+    if not click:
         return None
-    return studio.click_to_pixel(value["x"], value["y"], (value["width"], value["height"]), image.size)
+    return studio.click_to_pixel(click["x"], click["y"], (click["width"], click["height"]), image.size)
+
+
+def click_view(image: Image.Image, key: str) -> dict | None:
+    """``image`` shown enlarged and clickable; returns the last click (repeated on every rerun) or None."""
+    return streamlit_image_coordinates(studio.zoomed(image), key=key, cursor="crosshair")
 
 
 def hint_picker(gray: Image.Image, stem: str) -> Hints | None:
@@ -64,11 +64,11 @@ def hint_picker(gray: Image.Image, stem: str) -> Hints | None:
     layer = studio.hint_layer(state["points"], gray.size)
     preview = Image.alpha_composite(gray.convert("RGBA"), Image.fromarray(layer, "RGBA")).convert("RGB")
     with right:
-        value = streamlit_image_coordinates(studio.zoomed(preview), key="hint_click", cursor="crosshair")
+        click = click_view(preview, "hint_click")
     # The component repeats its last click on every rerun; only a new click adds a hint.
-    if value and value.get("unix_time") != state["last_click"]:
-        state["last_click"] = value.get("unix_time")
-        x, y = clicked_pixel(gray, "hint_click", value)
+    if click and click.get("unix_time") != state["last_click"]:
+        state["last_click"] = click.get("unix_time")
+        x, y = clicked_pixel(click, gray)
         state["points"].append((x, y, colour))
         st.rerun()
     return studio.hints_from_layer(layer, gray.size) if state["points"] else None
@@ -213,7 +213,7 @@ def classroom(gray: Image.Image | None, truth: Image.Image | None, choices: list
         c1, c2 = st.columns([1, 2])
         with c1:
             st.caption("Click a pixel of the input to see the classifier's colour distribution there.")
-            x, y = clicked_pixel(gray, "cls_click") or (gray.width // 2, gray.height // 2)
+            x, y = clicked_pixel(click_view(gray, "cls_click"), gray) or (gray.width // 2, gray.height // 2)
         with c2:
             try:
                 view = studio.pixel_distribution(key, gray, x, y, temperature=temperature, size=size,
