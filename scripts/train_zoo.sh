@@ -36,6 +36,9 @@ recipe() {
     unet-palette-24)   echo unet-palette 1500 --rebalance-palette --config bins=24 width=8 ;;
     unet-palette-32)   echo unet-palette 1500 --rebalance-palette --config bins=32 width=8 ;;
     siggraph17-w25)    echo siggraph17 1000 --config width=0.25 ;;
+    # Third sitting: fine-tunes the 1,000-step siggraph17-w25 weights (pass WEIGHTS_OUT elsewhere to compare).
+    siggraph17-w25-ft) echo siggraph17 2500 --config width=0.25 --init siggraph17-w25 --lr 0.0002 ;;
+    resnet-regression-ft) echo resnet-regression 4000 --init resnet-regression --loss l1 --lr 0.0005 ;;
     *) return 1 ;;
   esac
 }

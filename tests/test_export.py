@@ -140,3 +140,29 @@ def test_export_keeps_fp32_when_fp16_does_not_reproduce(runs, weights_dir: Path,
     assert all(t.dtype == torch.float32 for t in load_file(str(entry.file)).values() if t.is_floating_point())
     assert "stored as fp32" in (weights_dir / "palette-fp32.md").read_text()
     colorcore.create_model("palette-fp32", pretrained=True)
+
+
+def test_init_fine_tunes_from_exported_weights(runs, weights_dir: Path, tmp_path: Path, capsys):
+    assert export_main([str(runs["baseline"]), "--name", "baseline-init", "--data-manifest", "8"]) == 0
+    exported = colorcore.create_model("baseline-init").state_dict()
+    root = runs["baseline"].parent
+    common = ["--model", "baseline", "--data", str(root / "train"), "--val", str(root / "val"),
+              "--size", str(SIZE), "--batch-size", "4", "--workers", "0", "--no-progress",
+              "--cache-dir", str(root / "cache"), "--steps", "1", "--lr", "0", "--init", "baseline-init"]
+    # lr 0: the one step leaves the weights where --init put them.
+    assert train_main([*common, "--config", "hidden=8", "--out", str(tmp_path / "ft")]) == 0
+    tuned = load_checkpoint(tmp_path / "ft" / "last.pt")["model"]
+    assert all(torch.equal(tuned[k], v.float()) for k, v in exported.items())
+    # The card of the fine-tuned weights says what they started from, even once they replace it.
+    init_steps = json.loads((weights_dir / "baseline-init.json").read_text())["training"]["steps"]
+    assert export_main([str(tmp_path / "ft"), "--name", "baseline-init", "--data-manifest", "8"]) == 0
+    lineage = json.loads((weights_dir / "baseline-init.json").read_text())["training"]["init"]
+    assert lineage["weights"] == "baseline-init" and lineage["steps"] == init_steps
+    assert f"in all, from random initialisation: {init_steps + 1} steps" in (
+        weights_dir / "baseline-init.md").read_text()
+    capsys.readouterr()
+    assert train_main([*common, "--config", "hidden=16", "--out", str(tmp_path / "bad")]) == 2
+    assert "differs from this run" in capsys.readouterr().err
+    unknown = [*common[:-1], "nonexistent", "--config", "hidden=8", "--out", str(tmp_path / "no")]
+    assert train_main(unknown) == 2
+    assert "no weights named 'nonexistent'" in capsys.readouterr().err

@@ -29,7 +29,14 @@ from torch import nn
 from colorcore.errors import ColorcoreError, WeightsError
 from colorcore.io import atomic_write_text
 from colorcore.registry import build_model
-from colorcore.weights import WeightsEntry, load_weights_file, save_weights, weights_dir
+from colorcore.weights import (
+    WeightsEntry,
+    find_weights,
+    load_weights_file,
+    read_card,
+    save_weights,
+    weights_dir,
+)
 from training.checkpoint import load_checkpoint
 
 # Relative tolerance of the fp16 round trip check (ab units are up to ~110).
@@ -73,6 +80,41 @@ def _val_metrics(row: dict[str, Any]) -> dict[str, float]:
             if k.startswith("val_") and v is not None}
 
 
+def init_lineage(init: str | None) -> dict[str, Any] | None:
+    """What a fine-tuned run started from: the ``--init`` weights' own training record (nested when they
+    were fine-tuned too), read before an export under the same name replaces them."""
+    if not init:
+        return None
+    entry = find_weights(init)
+    if entry is None and Path(init).with_suffix(".json").is_file():
+        entry = read_card(Path(init).with_suffix(".json"))
+    if entry is None:
+        raise ExportError(f"the run was initialised from {init!r}, whose card cannot be found; "
+                          "the model card must say what the run started from")
+    t = entry.card.get("training", {})
+    keys = ("steps", "epochs", "wall_time_s", "device", "command", "init")
+    return {"weights": entry.name, **{k: t[k] for k in keys if k in t}}
+
+
+def lineage_totals(training: dict[str, Any]) -> tuple[int, float]:
+    """Steps and wall seconds of a run plus every run it was initialised from."""
+    steps, wall = int(training.get("steps") or 0), float(training.get("wall_time_s") or 0.0)
+    if training.get("init"):
+        more_steps, more_wall = lineage_totals(training["init"])
+        steps, wall = steps + more_steps, wall + more_wall
+    return steps, wall
+
+
+def _lineage_lines(init: dict[str, Any]) -> list[str]:
+    lines = []
+    while init:
+        lines.append(f"- initialised from weights `{init['weights']}`: {init.get('steps')} steps "
+                     f"({init.get('epochs')} epochs), {init.get('wall_time_s', 0):.0f} s on "
+                     f"{init.get('device')}; command: `{init.get('command')}`")
+        init = init.get("init")
+    return lines
+
+
 def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
     """Human-readable model card of an exported run."""
     t = entry_card["training"]
@@ -108,6 +150,12 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
         f"- best checkpoint: step {t.get('best_step')}; stop reason: {t.get('stop_reason') or 'interrupted'}",
         f"- wall time: {t.get('wall_time_s', 0):.0f} s on {t.get('device')}",
         f"- command: `{t.get('command')}`",
+    ]
+    if t.get("init"):
+        steps, wall = lineage_totals(t)
+        lines += [*_lineage_lines(t["init"]),
+                  f"- in all, from random initialisation: {steps} steps, {wall:.0f} s of training"]
+    lines += [
         "",
         "## Validation metrics (best checkpoint)",
         "",
@@ -192,6 +240,9 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manif
         "stop_reason": counters.get("stop_reason", ""),
         "command": run_config.get("command", ""),
     }
+    lineage = init_lineage(args.get("init"))
+    if lineage is not None:
+        training["init"] = lineage
     card: dict[str, Any] = {
         "training": training,
         "baseline_gray": final.get("gray_baseline") or {},

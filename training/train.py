@@ -47,6 +47,7 @@ from colorcore.errors import ColorcoreError, ConfigError
 from colorcore.fast import cpu_has_fast_bf16
 from colorcore.io import atomic_write_text
 from colorcore.registry import build_config, build_model, config_to_dict, get_spec
+from colorcore.weights import create_model
 from training import data as tdata
 from training.checkpoint import (
     load_checkpoint,
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="fine-tune: start a new run from these weights (a bundled weights name or a "
+                        ".safetensors file of the same model and config); ignored when resuming")
     p.add_argument("--workers", type=int, default=None,
                    help="DataLoader workers (default 8 on CUDA, 1 on CPU)")
     p.add_argument("--cache", action="store_true", help="decode the photos once into a uint8 tensor file")
@@ -488,6 +492,17 @@ def _class_weights_fn(args: argparse.Namespace, progress: bool, log):
     return fn
 
 
+def init_from_weights(model: nn.Module, name: str, config: Any, weights: str) -> None:
+    """Copy ``weights`` (a bundled weights name or file) into ``model``; model and config must match."""
+    source = create_model(name, pretrained=weights)
+    entry = getattr(source, "weights_entry", None)
+    have = config_to_dict(config)
+    if entry is not None and config_to_dict(build_config(name, **entry.config)) != have:
+        raise TrainError(f"--init {weights} was trained with config {entry.config}, which differs from this "
+                         f"run's {have}; pass the same --config")
+    model.load_state_dict(source.state_dict(), strict=True)
+
+
 def _resolve_resume(args: argparse.Namespace, log) -> tuple[argparse.Namespace, dict[str, Any] | None]:
     out = Path(args.out)
     last = out / "last.pt"
@@ -570,6 +585,9 @@ def _run(args: argparse.Namespace, info: Dist, device: torch.device) -> dict[str
     warmup = args.warmup_steps if args.warmup_steps is not None else round(0.02 * total)
     lr = args.lr if args.lr is not None else objective.default_lr
 
+    if state is None and getattr(args, "init", None):  # runs saved before the option existed lack it
+        init_from_weights(model, args.model, config, args.init)
+        log(f"initialised from weights {args.init}")
     model.to(device)
     objective.to(device)
     if args.channels_last:
