@@ -36,16 +36,19 @@ recipe() {
     unet-palette-24)   echo unet-palette 1500 --rebalance-palette --config bins=24 width=8 ;;
     unet-palette-32)   echo unet-palette 1500 --rebalance-palette --config bins=32 width=8 ;;
     siggraph17-w25)    echo siggraph17 1000 --config width=0.25 ;;
-    # Third sitting: fine-tunes the 1,000-step siggraph17-w25 weights (pass WEIGHTS_OUT elsewhere to compare).
+    # Third sitting: fine-tunes of bundled weights (L1 for the regressors: a lower mean ab error, i.e. a higher
+    # AuC, than MSE). Pass WEIGHTS_OUT elsewhere to compare a fine-tune with the weights it would replace.
+    # --init reads the bundled weights, so to reproduce from scratch run the base recipe first: `NAME NAME-ft`.
     siggraph17-w25-ft) echo siggraph17 2500 --config width=0.25 --init siggraph17-w25 --lr 0.0002 ;;
     resnet-regression-ft) echo resnet-regression 4000 --init resnet-regression --loss l1 --lr 0.0005 ;;
+    baseline-ft)       echo baseline 8000 --init baseline --loss l1 --lr 0.0005 ;;
     *) return 1 ;;
   esac
 }
 STREAM_A=(eccv16-small eccv16-w25 unet-palette-16 unet-palette-24 unet-palette-32 siggraph17-w25 pix2pix fusion-w50)
 STREAM_B=(baseline autoencoder autoencoder-13 zhang-regression resnet-regression)
 
-# train NAME: trains runs/NAME with its recipe, then exports assets/weights/NAME.*
+# train NAME: trains runs/NAME with its recipe, then exports assets/weights/NAME.* (NAME less any -ft)
 train() {
   local name=$1 spec
   spec=$(recipe "$name") || { echo "unknown weights name $name" >&2; return 2; }
@@ -53,7 +56,8 @@ train() {
   local model=$1 steps=$2; shift 2
   echo "=== $(date -u +%H:%M:%S) $name ($model, $steps steps)"
   if "$PY" -m training.train --model "$model" --steps "$steps" --out "$RUNS/$name" "${COMMON[@]}" "$@"; then
-    "$PY" -m training.export "$RUNS/$name" --name "$name" --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT" \
+    # A fine-tune (NAME-ft) replaces the weights it started from; its card records that lineage.
+    "$PY" -m training.export "$RUNS/$name" --name "${name%-ft}" --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT" \
       || echo "!!! export of $name failed"
   else
     echo "!!! training $name failed"
