@@ -39,9 +39,10 @@ recipe() {
     # Third sitting: fine-tunes of bundled weights (L1 for the regressors: a lower mean ab error, i.e. a higher
     # AuC, than MSE). Pass WEIGHTS_OUT elsewhere to compare a fine-tune with the weights it would replace.
     # --init reads the bundled weights, so to reproduce from scratch run the base recipe first: `NAME NAME-ft`.
-    siggraph17-w25-ft) echo siggraph17 2500 --config width=0.25 --init siggraph17-w25 --lr 0.0002 ;;
     resnet-regression-ft) echo resnet-regression 4000 --init resnet-regression --loss l1 --lr 0.0005 ;;
     baseline-ft)       echo baseline 8000 --init baseline --loss l1 --lr 0.0005 ;;
+    pix2pix-ft)        echo pix2pix 1000 --init pix2pix --l1-pretrain-steps 1000 ;;
+    zhang-regression-ft) echo zhang-regression 2400 --init zhang-regression --loss l1 --lr 0.0005 ;;
     *) return 1 ;;
   esac
 }

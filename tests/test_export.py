@@ -154,12 +154,13 @@ def test_init_fine_tunes_from_exported_weights(runs, weights_dir: Path, tmp_path
     tuned = load_checkpoint(tmp_path / "ft" / "last.pt")["model"]
     assert all(torch.equal(tuned[k], v.float()) for k, v in exported.items())
     # The card of the fine-tuned weights says what they started from, even once they replace it.
-    init_steps = json.loads((weights_dir / "baseline-init.json").read_text())["training"]["steps"]
+    init_training = json.loads((weights_dir / "baseline-init.json").read_text())["training"]
+    init_steps, init_best = init_training["steps"], init_training["best_step"]
     assert export_main([str(tmp_path / "ft"), "--name", "baseline-init", "--data-manifest", "8"]) == 0
     lineage = json.loads((weights_dir / "baseline-init.json").read_text())["training"]["init"]
     assert lineage["weights"] == "baseline-init" and lineage["steps"] == init_steps
-    assert f"in all, from random initialisation: {init_steps + 1} steps" in (
-        weights_dir / "baseline-init.md").read_text()
+    assert (f"in all, from random initialisation: these weights are {init_best + 1} optimiser steps deep; "
+            f"{init_steps + 1} steps") in (weights_dir / "baseline-init.md").read_text()
     capsys.readouterr()
     assert train_main([*common, "--config", "hidden=16", "--out", str(tmp_path / "bad")]) == 2
     assert "differs from this run" in capsys.readouterr().err

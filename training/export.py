@@ -92,24 +92,27 @@ def init_lineage(init: str | None) -> dict[str, Any] | None:
         raise ExportError(f"the run was initialised from {init!r}, whose card cannot be found; "
                           "the model card must say what the run started from")
     t = entry.card.get("training", {})
-    keys = ("steps", "epochs", "wall_time_s", "device", "command", "init")
+    keys = ("steps", "epochs", "best_step", "wall_time_s", "device", "command", "init")
     return {"weights": entry.name, **{k: t[k] for k in keys if k in t}}
 
 
-def lineage_totals(training: dict[str, Any]) -> tuple[int, float]:
-    """Steps and wall seconds of a run plus every run it was initialised from."""
+def lineage_totals(training: dict[str, Any]) -> tuple[int, int, float]:
+    """Over a run and every run it was initialised from: the optimiser steps behind its best checkpoint
+    (each run's best step, as that is what the next one started from), all steps run, and wall seconds."""
+    best = int(training.get("best_step") or training.get("steps") or 0)
     steps, wall = int(training.get("steps") or 0), float(training.get("wall_time_s") or 0.0)
     if training.get("init"):
-        more_steps, more_wall = lineage_totals(training["init"])
-        steps, wall = steps + more_steps, wall + more_wall
-    return steps, wall
+        more_best, more_steps, more_wall = lineage_totals(training["init"])
+        best, steps, wall = best + more_best, steps + more_steps, wall + more_wall
+    return best, steps, wall
 
 
 def _lineage_lines(init: dict[str, Any]) -> list[str]:
     lines = []
     while init:
+        best = f" (best checkpoint: step {init['best_step']})" if init.get("best_step") else ""
         lines.append(f"- initialised from weights `{init['weights']}`: {init.get('steps')} steps "
-                     f"({init.get('epochs')} epochs), {init.get('wall_time_s', 0):.0f} s on "
+                     f"({init.get('epochs')} epochs){best}, {init.get('wall_time_s', 0):.0f} s on "
                      f"{init.get('device')}; command: `{init.get('command')}`")
         init = init.get("init")
     return lines
@@ -152,9 +155,10 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
         f"- command: `{t.get('command')}`",
     ]
     if t.get("init"):
-        steps, wall = lineage_totals(t)
+        best, steps, wall = lineage_totals(t)
         lines += [*_lineage_lines(t["init"]),
-                  f"- in all, from random initialisation: {steps} steps, {wall:.0f} s of training"]
+                  f"- in all, from random initialisation: these weights are {best} optimiser steps deep; "
+                  f"{steps} steps and {wall:.0f} s of training were run"]
     lines += [
         "",
         "## Validation metrics (best checkpoint)",
