@@ -41,8 +41,8 @@ recipe() {
     # --init reads the bundled weights, so to reproduce from scratch run the base recipe first: `NAME NAME-ft`.
     resnet-regression-ft) echo resnet-regression 4000 --init resnet-regression --loss l1 --lr 0.0005 ;;
     baseline-ft)       echo baseline 8000 --init baseline --loss l1 --lr 0.0005 ;;
-    pix2pix-ft)        echo pix2pix 1000 --init pix2pix --l1-pretrain-steps 1000 ;;
     zhang-regression-ft) echo zhang-regression 2400 --init zhang-regression --loss l1 --lr 0.0005 ;;
+    autoencoder-ft)    echo autoencoder 1200 --init autoencoder --loss l1 --lr 0.0005 ;;
     *) return 1 ;;
   esac
 }
