@@ -29,14 +29,7 @@ from torch import nn
 from colorcore.errors import ColorcoreError, WeightsError
 from colorcore.io import atomic_write_text
 from colorcore.registry import build_model
-from colorcore.weights import (
-    WeightsEntry,
-    find_weights,
-    load_weights_file,
-    read_card,
-    save_weights,
-    weights_dir,
-)
+from colorcore.weights import WeightsEntry, load_weights_file, save_weights, weights_dir
 from training.checkpoint import load_checkpoint
 
 # Relative tolerance of the fp16 round trip check (ab units are up to ~110).
@@ -80,17 +73,10 @@ def _val_metrics(row: dict[str, Any]) -> dict[str, float]:
             if k.startswith("val_") and v is not None}
 
 
-def init_lineage(init: str | None) -> dict[str, Any] | None:
-    """What a fine-tuned run started from: the ``--init`` weights' own training record (nested when they
-    were fine-tuned too), read before an export under the same name replaces them."""
-    if not init:
-        return None
-    entry = find_weights(init)
-    if entry is None and Path(init).with_suffix(".json").is_file():
-        entry = read_card(Path(init).with_suffix(".json"))
-    if entry is None:
-        raise ExportError(f"the run was initialised from {init!r}, whose card cannot be found; "
-                          "the model card must say what the run started from")
+def init_lineage(entry: WeightsEntry) -> dict[str, Any]:
+    """The training record of weights a run starts from (``--init``), nested when they were fine-tuned
+    too. The trainer stores it when the run starts, so a later export that replaces those weights under
+    the same name still describes what the run really started from."""
     t = entry.card.get("training", {})
     keys = ("steps", "epochs", "best_step", "wall_time_s", "device", "command", "init")
     return {"weights": entry.name, **{k: t[k] for k in keys if k in t}}
@@ -244,9 +230,11 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manif
         "stop_reason": counters.get("stop_reason", ""),
         "command": run_config.get("command", ""),
     }
-    lineage = init_lineage(args.get("init"))
-    if lineage is not None:
-        training["init"] = lineage
+    if args.get("init"):
+        if not run_config.get("init"):
+            raise ExportError(f"{run_dir} was started from {args['init']!r} by a trainer that did not record "
+                              "those weights' training, so its card could not say what it started from")
+        training["init"] = run_config["init"]
     card: dict[str, Any] = {
         "training": training,
         "baseline_gray": final.get("gray_baseline") or {},

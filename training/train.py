@@ -55,6 +55,7 @@ from training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from training.export import init_lineage
 from training.objectives import Objective, ObjectiveOptions, Pix2PixGAN, is_gamut, make_objective
 from training.plots import plot_history, save_sample_grid
 
@@ -492,15 +493,18 @@ def _class_weights_fn(args: argparse.Namespace, progress: bool, log):
     return fn
 
 
-def init_from_weights(model: nn.Module, name: str, config: Any, weights: str) -> None:
-    """Copy ``weights`` (a bundled weights name or file) into ``model``; model and config must match."""
+def init_from_weights(model: nn.Module, name: str, config: Any, weights: str) -> dict[str, Any]:
+    """Copy ``weights`` (a bundled weights name or file) into ``model``; model and config must match.
+
+    Returns the weights' training record, which the run's model card will carry."""
     source = create_model(name, pretrained=weights)
-    entry = getattr(source, "weights_entry", None)
+    entry = source.weights_entry  # create_model tags every model it loads with its weights entry
     have = config_to_dict(config)
-    if entry is not None and config_to_dict(build_config(name, **entry.config)) != have:
+    if config_to_dict(build_config(name, **entry.config)) != have:
         raise TrainError(f"--init {weights} was trained with config {entry.config}, which differs from this "
                          f"run's {have}; pass the same --config")
     model.load_state_dict(source.state_dict(), strict=True)
+    return init_lineage(entry)
 
 
 def _resolve_resume(args: argparse.Namespace, log) -> tuple[argparse.Namespace, dict[str, Any] | None]:
@@ -585,9 +589,13 @@ def _run(args: argparse.Namespace, info: Dist, device: torch.device) -> dict[str
     warmup = args.warmup_steps if args.warmup_steps is not None else round(0.02 * total)
     lr = args.lr if args.lr is not None else objective.default_lr
 
-    if state is None and getattr(args, "init", None):  # runs saved before the option existed lack it
-        init_from_weights(model, args.model, config, args.init)
+    if state is not None:  # what --init started from was recorded when the run began
+        init_record = state.get("run_config", {}).get("init")
+    elif args.init:
+        init_record = init_from_weights(model, args.model, config, args.init)
         log(f"initialised from weights {args.init}")
+    else:
+        init_record = None
     model.to(device)
     objective.to(device)
     if args.channels_last:
@@ -653,7 +661,8 @@ def _run(args: argparse.Namespace, info: Dist, device: torch.device) -> dict[str
     run_config = {"args": args_to_dict(args), "model": args.model, "model_config": config_to_dict(config),
                   "task": spec.task, "objective": objective.describe(), "world_size": info.world,
                   "device": str(device), "lr": lr, "total_steps": total, "steps_per_epoch": per_epoch,
-                  "eval_every": eval_every, "data": bundle.facts, "command": args.command}
+                  "eval_every": eval_every, "data": bundle.facts, "command": args.command,
+                  "init": init_record}
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
         for name in ("last.pt", "best.pt", "metrics.csv", "config.json"):
