@@ -55,8 +55,37 @@ def _srgb_cube_surface(steps: int) -> Tensor:
     return torch.stack(faces)
 
 
+# Zhang et al.'s published gamut, ``resources/pts_in_hull.npy`` of richzhang/colorization: for each a on the
+# 10-unit grid its in-gamut b values form one run, so the 313 centres are stored as a -> (first b, last b).
+PUBLISHED_GAMUT_B_RUNS: dict[int, tuple[int, int]] = {
+    -90: (50, 90), -80: (20, 90), -70: (0, 90), -60: (-20, 90), -50: (-30, 100), -40: (-40, 100),
+    -30: (-50, 100), -20: (-50, 100), -10: (-60, 100), 0: (-70, 100), 10: (-80, 90), 20: (-80, 90),
+    30: (-90, 90), 40: (-100, 90), 50: (-100, 80), 60: (-110, 80), 70: (-110, 80), 80: (-110, 70),
+    90: (-110, 70), 100: (-90, 0),
+}
+GAMUT_GRID = 10
+
+
+def gamut_centers() -> Tensor:
+    """Zhang et al.'s 313 ab bin centres, exactly as published (``pts_in_hull.npy``), in its order.
+
+    a-major order (a ascending, then b ascending), from (-90, 50), (-90, 60), ... to (100, 0); spacing
+    10 Lab units. The published ECCV16 and SIGGRAPH17 checkpoints index their 313 classes in this order.
+
+    Returns a fresh ``(313, 2)`` float32 tensor (a, b).
+    """
+    return _published_gamut().clone()
+
+
+@lru_cache(maxsize=1)
+def _published_gamut() -> Tensor:
+    pairs = [(a, b) for a, (first, last) in sorted(PUBLISHED_GAMUT_B_RUNS.items())
+             for b in range(first, last + 1, GAMUT_GRID)]
+    return torch.tensor(pairs, dtype=torch.float32)
+
+
 @lru_cache(maxsize=4)
-def _gamut(grid: int, limit: int, radius: float) -> Tensor:
+def _derived_gamut(grid: int, limit: int, radius: float) -> Tensor:
     axis = torch.arange(-limit, limit + 1, grid, dtype=torch.float64)
     a, b = torch.meshgrid(axis, axis, indexing="ij")  # a-major order, as Zhang's pts_in_hull
     grid_ab = torch.stack((a.flatten(), b.flatten()), dim=1)
@@ -67,23 +96,23 @@ def _gamut(grid: int, limit: int, radius: float) -> Tensor:
     return grid_ab[dist <= radius + 1e-9].float()
 
 
-def gamut_centers(grid: int = 10, limit: int = 110, radius: float | None = None) -> Tensor:
-    """Centres of the in-gamut ab bins of a ``grid``-spaced lattice over ``[-limit, limit]^2``.
+def derived_gamut_centers(grid: int = 10, limit: int = 110, radius: float | None = None) -> Tensor:
+    """In-gamut ab bins of any grid by a geometric rule (the published 313 are :func:`gamut_centers`).
 
-    Rule: a bin is kept when its centre lies within ``radius`` (default one bin diagonal,
-    ``grid * sqrt(2)``) of the ab footprint of the sRGB gamut (all L). With the defaults this gives
-    Q = 313 bins, a-major order (a ascending, then b), starting (-90, 50), (-90, 60) - the count and the
-    first entries of Zhang et al.'s ``pts_in_hull.npy`` (the full published list could not be compared
-    offline). The stricter rules give fewer bins: centre in gamut for some L 229, nearest-bin occupancy
-    by all 8-bit sRGB colours 261, centre in the footprint's convex hull 233 - too few for Zhang's Q.
-    The count is 313 for radii in [13.8, 14.2); the nearest excluded bin, (-100, 80), lies 14.165 away.
-    The footprint is sampled on the RGB cube's faces (65 x 65 per face, corners exact).
+    Rule: a bin of the ``grid``-spaced lattice over ``[-limit, limit]^2`` is kept when its centre lies within
+    ``radius`` (default one bin diagonal, ``grid * sqrt(2)``) of the ab footprint of the sRGB gamut (all L),
+    sampled on the RGB cube's faces (65 x 65 per face, corners exact). With the defaults it gives 313 bins
+    in the published order, but three edge bins differ from the published list: it keeps (-60, 100),
+    (80, 80) and (110, -60) where Zhang's has (40, 90), (100, -90) and (100, 0). The bundled
+    ``eccv16-small`` and ``eccv16-w25`` weights were trained on these derived bins; like any eccv16
+    checkpoint they carry their own centres (``model_out``), so they decode correctly either way.
 
     Returns a fresh ``(Q, 2)`` float32 tensor (the computation is cached).
     """
     if grid <= 0 or limit <= 0:
         raise ConfigError(f"grid and limit must be positive, got grid={grid}, limit={limit}")
-    return _gamut(int(grid), int(limit), float(grid * math.sqrt(2) if radius is None else radius)).clone()
+    radius = grid * math.sqrt(2) if radius is None else radius
+    return _derived_gamut(int(grid), int(limit), float(radius)).clone()
 
 
 # --------------------------------------------------------------------------------------------------------

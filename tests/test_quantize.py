@@ -17,6 +17,7 @@ from colorcore.quantize import (
     decode_annealed_mean,
     decode_mode,
     decode_top_k,
+    derived_gamut_centers,
     empirical_bin_distribution,
     fit_palette,
     gamut_centers,
@@ -75,10 +76,30 @@ def test_gamut_is_cached_but_returned_as_a_copy() -> None:
     assert gamut_centers()[0].tolist() == [-90.0, 50.0]
 
 
-def test_gamut_radius_controls_the_count() -> None:
-    assert gamut_centers(radius=5.0).shape[0] < 313 < gamut_centers(radius=20.0).shape[0]
+def test_gamut_is_the_published_pts_in_hull() -> None:
+    # Spot values of richzhang/colorization's resources/pts_in_hull.npy: its first ten and last five rows.
+    centers = gamut_centers()
+    assert centers.shape == (313, 2)
+    assert centers[:10].tolist() == [[-90, 50], [-90, 60], [-90, 70], [-90, 80], [-90, 90],
+                                     [-80, 20], [-80, 30], [-80, 40], [-80, 50], [-80, 60]]
+    assert centers[-5:].tolist() == [[100, -40], [100, -30], [100, -20], [100, -10], [100, 0]]
+    assert len({tuple(c) for c in centers.tolist()}) == 313
+    order = centers[:, 0] * 1000 + centers[:, 1]  # a-major, then b
+    assert torch.equal(order, order.sort().values)
+
+
+def test_derived_gamut_differs_from_the_published_by_three_edge_bins() -> None:
+    derived = {tuple(c) for c in derived_gamut_centers().tolist()}
+    published = {tuple(c) for c in gamut_centers().tolist()}
+    assert len(derived) == 313
+    assert derived - published == {(-60.0, 100.0), (80.0, 80.0), (110.0, -60.0)}
+    assert published - derived == {(40.0, 90.0), (100.0, -90.0), (100.0, 0.0)}
+
+
+def test_derived_gamut_radius_controls_the_count() -> None:
+    assert derived_gamut_centers(radius=5.0).shape[0] < 313 < derived_gamut_centers(radius=20.0).shape[0]
     with pytest.raises(ConfigError):
-        gamut_centers(grid=0)
+        derived_gamut_centers(grid=0)
 
 
 # ---- hard assignment and soft encoding ------------------------------------------------------------------

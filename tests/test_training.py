@@ -30,6 +30,7 @@ from training.objectives import (
     PaletteClassification,
     Pix2PixGAN,
     Regression,
+    is_gamut,
     make_objective,
 )
 from training.train import Precision, Stepper, TrainError, main, parse_args, run
@@ -205,6 +206,24 @@ def test_palette_loss_rebalanced_scales_each_pixel_by_its_colour_weight():
     rebalanced = PaletteClassification(weights)._loss(model, logits, ab)
     assert float(plain) == pytest.approx(np.log(centers.shape[0]), rel=1e-5)
     assert float(rebalanced) == pytest.approx(float(plain) * float(weights[3] + weights[10]) / 2, rel=1e-5)
+
+
+def test_gamut_objective_for_published_and_derived_bins():
+    # eccv16 checkpoints trained on the derived bins (fp16 centres in model_out) must still train as gamut
+    # classifiers; a palette must not.
+    from colorcore import quantize
+
+    assert is_gamut(quantize.gamut_centers())
+    assert is_gamut(quantize.derived_gamut_centers().half().float())
+    assert not is_gamut(quantize.gamut_centers()[:312])
+    assert not is_gamut(quantize.load_palette(16))
+    model = build_model("eccv16", width=0.02, dilations=[1])
+    model.model_out.weight.data.copy_((quantize.derived_gamut_centers() / 110).t().reshape(2, 313, 1, 1))
+    model.load_state_dict(model.state_dict())  # re-syncs the decoder's centres from model_out
+    objective = make_objective(model, "classification", ObjectiveOptions(),
+                               class_weights=lambda c: torch.ones(c.shape[0]))
+    assert isinstance(objective, GamutClassification)
+    torch.testing.assert_close(objective.centers, quantize.derived_gamut_centers())
 
 
 def test_palette_rebalancing_is_opt_in_and_uses_training_priors(photos, tmp_path):
