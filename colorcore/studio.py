@@ -440,7 +440,13 @@ def run_comparison(
     if hints is not None and hints.shape != gray.size[::-1]:
         raise ConfigError("the painted hints do not match the photo's size; clear them and paint again")
     if hints is not None and not any(c.supports_hints for c in picked):
-        notes.append("colour hints only steer user-guided models (siggraph17); none is selected")
+        # Painted hints would otherwise do nothing: bring in the first bundled user-guided model.
+        guided = next((c for c in choices if c.supports_hints and c.entries[0].file is not None), None)
+        if guided is not None and len(picked) < MAX_MODELS:
+            picked.append(guided)
+            notes.append(f"colour hints only steer user-guided models; added {guided.key} to use yours")
+        else:
+            notes.append("colour hints only steer user-guided models (siggraph17); none is selected")
     truth_arr = np.asarray(truth) if truth is not None else None
     results = []
     failures: list[ColorcoreError] = []

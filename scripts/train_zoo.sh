@@ -43,13 +43,16 @@ recipe() {
     baseline-ft)       echo baseline 8000 --init baseline --loss l1 --lr 0.0005 ;;
     zhang-regression-ft) echo zhang-regression 2400 --init zhang-regression --loss l1 --lr 0.0005 ;;
     autoencoder-ft)    echo autoencoder 1200 --init autoencoder --loss l1 --lr 0.0005 ;;
+    # Fourth sitting: L1 fine-tunes at the corpus's full 128 px (a later --size overrides COMMON's 64).
+    resnet-regression-ft128) echo resnet-regression 1800 --init resnet-regression --loss l1 --lr 0.0003 --size 128 ;;
+    autoencoder-ft128) echo autoencoder 1000 --init autoencoder --loss l1 --lr 0.0003 --size 128 ;;
     *) return 1 ;;
   esac
 }
 STREAM_A=(eccv16-small eccv16-w25 unet-palette-16 unet-palette-24 unet-palette-32 siggraph17-w25 pix2pix fusion-w50)
 STREAM_B=(baseline autoencoder autoencoder-13 zhang-regression resnet-regression)
 
-# train NAME: trains runs/NAME with its recipe, then exports assets/weights/NAME.* (NAME less any -ft)
+# train NAME: trains runs/NAME with its recipe, then exports assets/weights/NAME.* (NAME less any -ft*)
 train() {
   local name=$1 spec
   spec=$(recipe "$name") || { echo "unknown weights name $name" >&2; return 2; }
@@ -57,8 +60,8 @@ train() {
   local model=$1 steps=$2; shift 2
   echo "=== $(date -u +%H:%M:%S) $name ($model, $steps steps)"
   if "$PY" -m training.train --model "$model" --steps "$steps" --out "$RUNS/$name" "${COMMON[@]}" "$@"; then
-    # A fine-tune (NAME-ft) replaces the weights it started from; its card records that lineage.
-    "$PY" -m training.export "$RUNS/$name" --name "${name%-ft}" --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT" \
+    # A fine-tune (NAME-ft, NAME-ft128) replaces the weights it started from; its card records that lineage.
+    "$PY" -m training.export "$RUNS/$name" --name "${name%-ft*}" --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT" \
       || echo "!!! export of $name failed"
   else
     echo "!!! training $name failed"

@@ -227,8 +227,16 @@ def test_hints_steer_the_user_guided_model(photo: Image.Image):
     diff = [np.abs(np.asarray(a.image, int) - np.asarray(b.image, int)).max()
             for a, b in zip(plain.results, hinted.results, strict=True)]
     assert diff[0] > 0 and diff[1] == 0  # only the hinted model listens
-    only_regression = studio.run_comparison(photo, ["baseline-tiny"], knobs(), hints=hints)
-    assert "only steer user-guided models" in only_regression.notes[0]
+    # Hints with no user-guided model selected bring one in, rather than being silently ignored ...
+    added = studio.run_comparison(photo, ["baseline-tiny"], knobs(), hints=hints)
+    assert [r.choice.key for r in added.results] == ["baseline-tiny", "siggraph17-tiny"]
+    assert "added siggraph17-tiny" in added.notes[0]
+    np.testing.assert_array_equal(np.asarray(added.results[1].image), np.asarray(hinted.results[0].image))
+    # ... and without a bundled one the user is told.
+    unguided = [c for c in studio.list_choices() if not c.supports_hints]
+    alone = studio.run_comparison(photo, ["baseline-tiny"], knobs(), hints=hints, choices=unguided)
+    assert [r.choice.key for r in alone.results] == ["baseline-tiny"]
+    assert "none is selected" in alone.notes[0]
 
 
 def test_save_results_and_batch_write_full_resolution_pngs(photo: Image.Image, tmp_path: Path):
