@@ -46,6 +46,7 @@ recipe() {
     # Fourth sitting: L1 fine-tunes at the corpus's full 128 px (a later --size overrides COMMON's 64).
     resnet-regression-ft128) echo resnet-regression 1800 --init resnet-regression --loss l1 --lr 0.0003 --size 128 ;;
     autoencoder-ft128) echo autoencoder 1000 --init autoencoder --loss l1 --lr 0.0003 --size 128 ;;
+    siggraph17-w25-ft128) echo siggraph17 600 --config width=0.25 --init siggraph17-w25 --loss l1 --lr 0.0002 --size 128 --threads 2 ;;
     *) return 1 ;;
   esac
 }
