@@ -97,6 +97,11 @@ class ModelChoice:
         return self.kind in {"gamut", "palette"}
 
     @property
+    def bundled(self) -> bool:
+        """True when its weights are on disk, so it runs without a download."""
+        return self.entries[0].file is not None
+
+    @property
     def supports_hints(self) -> bool:
         return self.kind == "hints"
 
@@ -182,7 +187,7 @@ def find_choice(key: str, choices: Sequence[ModelChoice] | None = None) -> Model
 
 def default_selection(choices: Sequence[ModelChoice], count: int = 2) -> list[str]:
     """Keys pre-selected in the picker: the first ``count`` bundled choices (no download needed)."""
-    return [c.key for c in choices if c.entries[0].file is not None][:count]
+    return [c.key for c in choices if c.bundled][:count]
 
 
 @dataclass(frozen=True)
@@ -441,7 +446,7 @@ def run_comparison(
         raise ConfigError("the painted hints do not match the photo's size; clear them and paint again")
     if hints is not None and not any(c.supports_hints for c in picked):
         # Painted hints would otherwise do nothing: bring in the first bundled user-guided model.
-        guided = next((c for c in choices if c.supports_hints and c.entries[0].file is not None), None)
+        guided = next((c for c in choices if c.supports_hints and c.bundled), None)
         if guided is not None and len(picked) < MAX_MODELS:
             picked.append(guided)
             notes.append(f"colour hints only steer user-guided models; added {guided.key} to use yours")

@@ -41,13 +41,12 @@ def to_lab(rgb: np.ndarray) -> torch.Tensor:
     return rgb_to_lab(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()[None] / 255)
 
 
-def model_ab(colorizer: Colorizer, photo: Image.Image, flip: bool) -> torch.Tensor:
-    """ab ``(1, 2, H, W)`` of the model's full-size output, averaged with the mirrored run if ``flip``."""
-    ab = to_lab(np.array(colorizer.colorize(photo)))[:, 1:]
-    if flip:
-        mirrored = np.array(ImageOps.mirror(colorizer.colorize(ImageOps.mirror(photo))))
-        ab = (ab + to_lab(mirrored)[:, 1:]) / 2
-    return ab
+def model_ab(colorizer: Colorizer, photo: Image.Image, mirrored: bool = False) -> torch.Tensor:
+    """ab ``(1, 2, H, W)`` of the model's full-size output; with ``mirrored``, of its run on the mirrored
+    photo, mirrored back."""
+    if not mirrored:
+        return to_lab(np.array(colorizer.colorize(photo)))[:, 1:]
+    return to_lab(np.array(ImageOps.mirror(colorizer.colorize(ImageOps.mirror(photo)))))[:, 1:]
 
 
 def source_of(path: Path) -> str:
@@ -86,11 +85,14 @@ def main() -> None:
         record("gray (ab = 0)", source, l, torch.zeros_like(ab), rgb)
         record("photo's median ab", source, l, median, rgb)
         record(f"true ab at {args.size} px", source, l, back, rgb)
-        for suffix, flip in (("", False), ("+flip", True))[: 1 + args.flip]:
-            predictions = []
-            for name, colorizer in colorizers.items():
-                predictions.append(model_ab(colorizer, photo, flip))
-                record(name + suffix, source, l, predictions[-1], rgb)
+        plain = [model_ab(colorizer, photo) for colorizer in colorizers.values()]
+        variants = [("", plain)]
+        if args.flip:  # each model's plain run averaged with its mirrored one
+            variants.append(("+flip", [(ab + model_ab(colorizer, photo, mirrored=True)) / 2
+                                       for ab, colorizer in zip(plain, colorizers.values(), strict=True)]))
+        for suffix, predictions in variants:
+            for name, ab_pred in zip(colorizers, predictions, strict=True):
+                record(name + suffix, source, l, ab_pred, rgb)
             if len(predictions) > 1:
                 record("ensemble" + suffix, source, l, torch.stack(predictions).mean(0), rgb)
 
