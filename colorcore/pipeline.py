@@ -263,6 +263,30 @@ class Colorizer:
             out.extend(r.image for r in results)
         return out
 
+    def predict_small(
+        self,
+        image: ImageSource,
+        *,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        method: str | None = None,
+    ) -> tuple[np.ndarray, Tensor]:
+        """Steps 1-4 only: the full-resolution 8-bit gray ``(H, W)`` and the working-size ab ``(2, S, S)``.
+
+        For callers that change ab before it is merged (video propagation); :meth:`merge` finishes the job,
+        so ``merge(*predict_small(x))`` equals ``predict(x).rgb``.
+        """
+        check_decoding(temperature, top_k, method)
+        with torch.inference_mode():
+            prepared = self._prepare(image, None)
+            ab_small, _ = self._infer([prepared], temperature, top_k, method, False)
+        return prepared.gray, ab_small[0].float().cpu()
+
+    def merge(self, gray: np.ndarray, ab_small: Tensor) -> np.ndarray:
+        """Step 5: full-resolution gray ``(H, W)`` and working-size ab ``(2, S, S)`` -> uint8 RGB."""
+        with torch.inference_mode():
+            return self._merge(gray, ab_small)
+
     # -- internals -------------------------------------------------------------------------------
 
     def _run(
