@@ -34,6 +34,7 @@ from PIL import Image
 from colorcore import studio
 from colorcore.errors import ColorcoreError
 from colorcore.io import load_image
+from video_tab import build_video_tab
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "assets" / "examples"
@@ -259,6 +260,8 @@ def build_app() -> gr.Blocks:
                     "" if curves_fig is not None else "\nNo bundled weights carry a training history yet."))
                 gr.Plot(value=curves_fig, label="Training curves", show_label=False, visible=curves_fig
                         is not None)
+
+            build_video_tab()  # video_tab.py: upload a clip, colourise it without flicker
 
             # ------------------------------------------------------------------ API help
             with gr.Tab("API", id="api"):

@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 from streamlit_image_coordinates import streamlit_image_coordinates
+from video_page import render_video_page
 
 from colorcore import studio
 from colorcore.errors import ColorcoreError
@@ -147,7 +148,7 @@ def main() -> None:
         except ColorcoreError as exc:
             st.error(str(exc))
 
-    studio_tab, classroom_tab = st.tabs(["Studio", "Classroom"])
+    studio_tab, classroom_tab, video_tab = st.tabs(["Studio", "Classroom", "Video"])
     with studio_tab:
         if gray is None:
             st.info("Upload a photo in the sidebar.")
@@ -175,6 +176,8 @@ def main() -> None:
 
     with classroom_tab:
         classroom(gray, truth, choices, temperature, size, bins)
+    with video_tab:  # demo/video_page.py
+        render_video_page()
 
 
 def show_comparison(stem: str, comparison: studio.Comparison) -> None:
