@@ -1,4 +1,4 @@
-"""``python -m colorcore {models, colorize, evaluate}``: the command-line front end.
+"""``python -m colorcore {models, colorize, colorize-video, evaluate}``: the command-line front end.
 
 User errors (unknown models, missing weights or files, bad images) end with a one-line ``error: ...`` on
 stderr and exit status 1; malformed arguments exit with status 2 (argparse). No traceback is shown for
@@ -34,11 +34,8 @@ FIGURE_THUMB = 256  # longest side of each figure cell, pixels
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
+    value = _float(text)
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
@@ -50,6 +47,30 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    value = _float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
     return value
 
 
@@ -85,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoder for classification models (default: the model's)")
     add_common(p)
     p.set_defaults(func=_cmd_colorize)
+
+    p = sub.add_parser("colorize-video", help="colourise a video clip into an H.264 MP4 (steady colours)")
+    p.add_argument("input", metavar="INPUT", type=Path, help="a video file (any container FFmpeg reads)")
+    p.add_argument("--model", required=True, help="model or weights name (see `models`), or a weights file")
+    p.add_argument("--out", required=True, type=Path, help="output video (.mp4, .m4v, .mov or .mkv)")
+    p.add_argument("--stability", type=_unit_float, default=0.8,
+                   help="0 colours each frame on its own; up to 1 carries colours along the motion "
+                        "(default 0.8)")
+    p.add_argument("--start", type=_seconds, default=0.0, help="start this many seconds into the clip")
+    p.add_argument("--duration", type=_positive_float, default=None, help="colourise only this many seconds")
+    p.add_argument("--temperature", type=_positive_float, default=None,
+                   help="annealed-mean temperature for classification models (default: the model's)")
+    add_common(p)
+    p.set_defaults(func=_cmd_colorize_video)
 
     p = sub.add_parser("evaluate", help="score models against colour photos (grayed by the pipeline)")
     p.add_argument("--data", required=True, type=Path, help="folder of colour photos (the ground truth)")
@@ -220,6 +255,33 @@ def _cmd_colorize(args: argparse.Namespace) -> int:
         for path, reason in failures:
             print(f"  {path}: {reason}", file=sys.stderr)
         return 1
+    return 0
+
+
+# -- colorize-video ----------------------------------------------------------------------------------
+
+
+def _cmd_colorize_video(args: argparse.Namespace) -> int:
+    from colorcore.video import VideoOptions, colorize_video, probe
+
+    if args.input.exists() and args.out.exists() and args.input.resolve() == args.out.resolve():
+        raise ConfigError(f"writing {args.out} would overwrite the input; choose another --out")
+    options = VideoOptions(stability=args.stability, start=args.start, duration=args.duration,
+                           temperature=args.temperature)
+    info = probe(args.input)  # a bad file fails here, before the model is loaded
+    colorizer = Colorizer(args.model, device=args.device, size=args.size)
+    with tqdm(total=info.frames, desc=f"colorizing ({colorizer.name})", unit="frame", disable=None,
+              file=sys.stderr) as bar:
+        def progress(done: int, total: int | None) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        report = colorize_video(colorizer, args.input, args.out, options, progress=progress)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"colorized {report.frames} frame(s) ({report.width}x{report.height}, {report.cuts} cut(s), "
+          f"audio {report.audio}) into {args.out} in {report.seconds:.1f} s ({report.fps:.1f} frames/s)")
     return 0
 
 
