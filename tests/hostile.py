@@ -370,6 +370,127 @@ def make_hostile_files(folder: str | os.PathLike, small: bool = True) -> list[Pa
     return [case.path for case in make_hostile_cases(folder, small=small)]
 
 
+# ------------------------------------------------------------------------------------- video cases
+
+
+def clip_frame(index: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Frame ``index`` of a test clip: :func:`_photo` panned right by 2 px per frame, one corner black."""
+    photo = _photo(height, width + 2 * 64, seed)
+    x0 = (2 * index) % 128
+    rgb = photo[:, x0 : x0 + width].copy()
+    rgb[: height // 4, : width // 4] = 0  # a black top-left corner (rotation tests)
+    return rgb
+
+
+def write_clip(path: Path, frames: int = 8, size: tuple[int, int] = (64, 48), *, fps: int = 25,
+               codec: str = "libx264", fmt: str | None = None, pts_ms: list[int] | None = None,
+               rotation: int | None = None, audio: str | None = None, faststart: bool = False,
+               blank: bool = False, seed: int = 0) -> Path:
+    """Write a small clip of :func:`clip_frame` frames (``size`` is width x height) with PyAV.
+
+    ``pts_ms`` gives each frame its own timestamp (variable frame rate); ``rotation`` sets the display
+    matrix (degrees counter-clockwise, as phones write it); ``audio`` adds one second of a 440 Hz tone in
+    that codec ("aac", "pcm_s16le", ...). ``blank`` frames are plain gray (fast to make at 8K).
+    """
+    import fractions
+
+    import av
+
+    width, height = size
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format=fmt, options=options) as out:
+        video = out.add_stream(codec, rate=fps)
+        video.width, video.height = width, height
+        video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if pts_ms is not None:
+            video.codec_context.time_base = fractions.Fraction(1, 1000)
+        if rotation is not None:
+            video.set_display_rotation(rotation)
+        sound = out.add_stream(audio, rate=8000) if audio else None
+        if sound is not None:
+            sound.layout = "mono"
+        for i in range(frames):
+            rgb = np.full((height, width, 3), 128, np.uint8) if blank else clip_frame(i, height, width, seed)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if pts_ms is not None:
+                frame.pts, frame.time_base = pts_ms[i], fractions.Fraction(1, 1000)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        if sound is not None:
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype(np.float32)[None]
+            samples = av.AudioFrame.from_ndarray(tone, format="flt", layout="mono")
+            samples.sample_rate, samples.pts = 8000, 0
+            out.mux(sound.encode(samples))
+            out.mux(sound.encode())
+    return path
+
+
+def make_hostile_videos(folder: str | os.PathLike) -> list[HostileCase]:
+    """Hostile and awkward video files; ``size`` is the output's (width, height) when ``expect == "ok"``.
+
+    Not a video (text, a JPEG, random bytes, an empty file), truncated MP4s (index at the end: unreadable;
+    index first: the readable part), audio only, a video stream with 0 frames, 8K frames, variable frame
+    rate, a clip over a frame cap of 50 (``LONG_CLIP_CAP``), a phone video tagged to turn 90 degrees, an odd
+    frame size, and PCM audio that MP4 cannot hold.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cases: list[HostileCase] = []
+
+    def add(name: str, expect: str, size: tuple[int, int] | None, note: str) -> Path:
+        cases.append(HostileCase(folder / name, expect, size, note))
+        return folder / name
+
+    add("v_text.mp4", ERROR, None, "a text file named .mp4").write_text("hello\n" * 40)
+    add("v_photo.mp4", ERROR, None, "a JPEG photo named .mp4").write_bytes(
+        _encode(Image.fromarray(_photo(48, 64)), "JPEG"))
+    add("v_random.mkv", ERROR, None, "random bytes").write_bytes(
+        bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)))
+    add("v_empty.mp4", ERROR, None, "an empty file").write_bytes(b"")
+    whole = write_clip(folder / "whole.tmp.mp4", frames=12, audio="aac")
+    data = whole.read_bytes()
+    whole.unlink()
+    add("v_truncated.mp4", ERROR, None, "MP4 cut in half, index (moov) at the end").write_bytes(
+        data[: len(data) // 2])
+    first = write_clip(folder / "first.tmp.mp4", frames=48, faststart=True)
+    data = first.read_bytes()
+    first.unlink()
+    add("v_truncated_faststart.mp4", OK, (64, 48), "48-frame MP4, index first, cut at 75 %").write_bytes(
+        data[: len(data) * 3 // 4])
+    audio_only = add("v_audio_only.m4a", ERROR, None, "AAC audio, no video stream")
+    _audio_only(audio_only)
+    write_clip(add("v_zero_frames.mkv", ERROR, None, "a video stream with 0 frames (and audio)"), frames=0,
+               codec="mpeg4", audio="aac")
+    write_clip(add("v_8k.mkv", ERROR, None, "one 7680x4320 MJPEG frame"), frames=1, size=(7680, 4320),
+               codec="mjpeg", blank=True)
+    write_clip(add("v_vfr.mp4", OK, (64, 48), "variable frame rate"), frames=6,
+               pts_ms=[0, 40, 50, 120, 300, 310])
+    write_clip(add("v_long.mp4", ERROR, None, f"{LONG_CLIP_CAP + 10} frames, over a cap of {LONG_CLIP_CAP}"),
+               frames=LONG_CLIP_CAP + 10, size=(16, 16), fps=100)
+    write_clip(add("v_rotated.mp4", OK, (48, 64), "phone video: 64x48 stored, rotate 90 degrees clockwise"),
+               frames=4, rotation=-90)
+    write_clip(add("v_odd.mkv", OK, (63, 47), "odd frame size (4:4:4 out)"), frames=3, size=(63, 47),
+               codec="mpeg4")
+    write_clip(add("v_pcm.mov", OK, (64, 48), "PCM audio, which MP4 cannot hold"), frames=4,
+               audio="pcm_s16le")
+    return cases
+
+
+LONG_CLIP_CAP = 50
+
+
+def _audio_only(path: Path) -> None:
+    import av
+
+    with av.open(str(path), "w") as out:
+        sound = out.add_stream("aac", rate=8000)
+        sound.layout = "mono"
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 8000), np.float32), format="flt", layout="mono")
+        samples.sample_rate, samples.pts = 8000, 0
+        out.mux(sound.encode(samples))
+        out.mux(sound.encode())
+
+
 def header_size(path: Path) -> tuple[int, int] | None:
     """``(width, height)`` a file's header announces, after its EXIF orientation; None if unreadable."""
     try:

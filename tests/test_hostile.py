@@ -16,7 +16,17 @@ import threading
 from pathlib import Path
 
 import pytest
-from hostile import EITHER, ERROR, OK, HostileCase, header_size, make_hostile_cases, make_hostile_files
+from hostile import (
+    EITHER,
+    ERROR,
+    LONG_CLIP_CAP,
+    OK,
+    HostileCase,
+    header_size,
+    make_hostile_cases,
+    make_hostile_files,
+    make_hostile_videos,
+)
 from PIL import Image
 
 from colorcore.cli import main as cli_main
@@ -171,3 +181,104 @@ def test_cli_reports_every_bad_file_and_writes_the_good_ones(
             with Image.open(written) as im:
                 assert im.size == want and im.mode == "RGB", case.path.name
     assert not list(out.glob(".*.tmp")), "no half-written outputs"
+
+
+# -- video -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def video_cases(tmp_path_factory: pytest.TempPathFactory) -> list[HostileCase]:
+    return make_hostile_videos(tmp_path_factory.mktemp("hostile_videos"))
+
+
+def _display_times(path: Path) -> list[float]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [round(float(f.time), 4) for f in container.decode(video=0)]
+
+
+@pytest.mark.timeout(120)  # a hang fails here instead of stalling the suite
+def test_every_hostile_video_gives_a_clear_error_or_a_correct_clip(
+    video_cases: list[HostileCase], tiny_trained_weights: WeightsEntry, tmp_path: Path
+) -> None:
+    from colorcore.pipeline import Colorizer
+    from colorcore.video import VideoError, VideoOptions, colorize_video
+
+    colorizer = Colorizer(str(tiny_trained_weights.file), size=None)
+    options = VideoOptions(max_frames=LONG_CLIP_CAP)
+    problems: list[str] = []
+    for case in video_cases:
+        dest = tmp_path / f"{case.path.stem}.mp4"
+        try:
+            report = colorize_video(colorizer, case.path, dest, options)
+        except VideoError as exc:
+            if case.expect == OK:
+                problems.append(f"{case.path.name} ({case.note}): should colourise, got {exc}")
+            elif not _clear(str(exc), case.path):
+                problems.append(f"{case.path.name}: unclear error {exc!r}")
+            if dest.exists():
+                problems.append(f"{case.path.name}: failed but left {dest.name}")
+            continue
+        if case.expect == ERROR:
+            problems.append(f"{case.path.name} ({case.note}): should be refused, got {report}")
+            continue
+        import av
+
+        with av.open(str(dest)) as out:
+            stream = out.streams.video[0]
+            frames = list(out.decode(stream))
+            if (stream.width, stream.height) != case.size or not frames:
+                problems.append(f"{case.path.name}: {stream.width}x{stream.height}, {len(frames)} frames; "
+                                f"want {case.size}")
+            if any(f.rotation for f in frames):
+                problems.append(f"{case.path.name}: the output still carries a rotation tag")
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not leftovers, f"half-written files left behind: {leftovers}"
+    assert not problems, "\n".join(problems)
+
+
+def test_hostile_video_specifics(video_cases: list[HostileCase], tiny_trained_weights: WeightsEntry,
+                                 tmp_path: Path) -> None:
+    """VFR keeps every timestamp, a phone video is turned upright, PCM becomes AAC, truncation is said."""
+    import av
+
+    from colorcore.pipeline import Colorizer
+    from colorcore.video import colorize_video
+
+    by_name = {c.path.name: c.path for c in video_cases}
+    colorizer = Colorizer(str(tiny_trained_weights.file), size=None)
+    vfr = colorize_video(colorizer, by_name["v_vfr.mp4"], tmp_path / "vfr.mp4")
+    want = [0, 0.04, 0.05, 0.12, 0.3, 0.31]
+    assert _display_times(vfr.output) == _display_times(by_name["v_vfr.mp4"]) == want
+
+    rotated = colorize_video(colorizer, by_name["v_rotated.mp4"], tmp_path / "rotated.mp4")
+    with av.open(str(rotated.output)) as out:
+        gray = next(out.decode(video=0)).to_ndarray(format="gray").astype(float)
+    # Stored 64x48 with a red (dark in gray) top-left corner; a quarter turn clockwise puts it top right.
+    assert gray.shape == (64, 48)
+    corners = {"top-right": gray[:12, -9:].mean(), "top-left": gray[:12, :9].mean(),
+               "bottom-left": gray[-12:, :9].mean(), "bottom-right": gray[-12:, -9:].mean()}
+    assert min(corners, key=corners.get) == "top-right", corners
+
+    pcm = colorize_video(colorizer, by_name["v_pcm.mov"], tmp_path / "pcm.mp4")
+    assert pcm.audio == "re-encoded to AAC" and any("AAC" in n for n in pcm.notes)
+    with av.open(str(pcm.output)) as out:
+        assert out.streams.audio[0].codec_context.name == "aac"
+
+    cut = colorize_video(colorizer, by_name["v_truncated_faststart.mp4"], tmp_path / "cut.mp4")
+    assert 0 < cut.frames < 48 and any("truncated" in n for n in cut.notes), cut
+
+
+def test_cli_refuses_a_bad_video_in_one_line(
+    video_cases: list[HostileCase], tiny_trained_weights: WeightsEntry, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = next(c.path for c in video_cases if c.path.name == "v_text.mp4")
+    out = tmp_path / "out.mp4"
+    model = str(tiny_trained_weights.file)
+    status = cli_main(["colorize-video", str(bad), "--model", model, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    assert err.strip().count("\n") == 0 and err.startswith("error: ") and str(bad) in err
+    assert not out.exists() and not list(tmp_path.glob(".out.mp4.*"))
