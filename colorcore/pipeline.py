@@ -46,9 +46,10 @@ from colorcore.color import lab_to_rgb, rgb_to_lab
 from colorcore.errors import ConfigError
 from colorcore.fast import FastReport, cached_optimize, merge_gray_ab, rgb_to_gray
 from colorcore.io import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from colorcore.models.litecolor import check_faithful
 
 MIN_SIZE, MAX_SIZE = 32, 2048
-DECODE_METHODS = ("annealed", "mode", "top_k")
+DECODE_METHODS = ("annealed", "mode", "top_k", "faithful")  # faithful: the regression head (litecolor)
 _BAND_PIXELS = 1 << 20  # pixels per full-resolution conversion band (bounds temporary memory)
 _FAST_BAND_PIXELS = 1 << 16  # the fast CPU kernels' bands: their scratch buffers stay in the L2 cache
 _CHECK_SIZE = 64  # side of the input on which an optimised model is checked against the original
@@ -367,6 +368,7 @@ class Colorizer:
         want_logits: bool,
     ) -> tuple[Tensor, Tensor | None]:
         """Batched model call: ab ``(B, 2, S, S)`` and, for classifiers if wanted, logits ``(B, Q, h, w)``."""
+        check_faithful(self.model, method)
         l = torch.stack([p.l_small for p in prepared]).to(self._dtype)
         hint_kwargs = {}
         if self.supports_hints and any(p.hints_ab is not None for p in prepared):

