@@ -198,6 +198,20 @@ def test_feature_cache_then_phase1_training_export_and_pipeline(photo_folder, tm
     out = Colorizer(loaded, size=64).colorize(Image.fromarray(smooth_rgb(100, 90, seed=99)))
     assert out.size == (90, 100)
 
+    # phase 2: the ordinary trainer fine-tunes the whole network end to end from the phase-1 weights
+    from training import train
+
+    fine = tmp_path / "phase2"
+    config = ["encoder=lite0", "encoder_weights=imagenet", "decoder=[32,24,16,16]", "global_dim=16"]
+    assert train.main(["--model", "litecolor", "--data", str(photo_folder), "--size", "64", "--steps", "2",
+                       "--batch-size", "4", "--init", "litecolor-test", "--out", str(fine), "--no-progress",
+                       "--val-limit", "4", "--config", *config]) == 0
+    state = torch.load(fine / "last.pt", weights_only=True)
+    assert "two heads" in state["run_config"]["objective"]
+    moved = [k for k, v in loaded.state_dict().items() if k.startswith("encoder._blocks")
+             and not torch.equal(v.float(), state["model"][k].float())]
+    assert moved, "phase 2 must update the encoder too"
+
 
 def test_phase1_resume_is_bit_identical(photo_folder, tmp_path):
     cache = tmp_path / "cache"

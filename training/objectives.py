@@ -6,6 +6,7 @@ Regression losses compare ab / 110 (so values are O(0.01..1) whatever the family
 * :class:`Regression` - MSE, L1, SmoothL1 or Huber on ab (model config ``loss`` or ``--loss``).
 * :class:`GamutClassification` - Zhang et al. 2016: 313-bin soft encoding (5-NN, sigma 5) of the target ab
   average-pooled to the logits' h x w, cross-entropy weighted by class rebalancing (lambda 0.5).
+* :class:`GamutAndRegression` - the flagship's two heads: that cross-entropy + L1 on the regression head.
 * :class:`PaletteClassification` - cross-entropy against each pixel's nearest palette colour.
 * :class:`HintRegression` - siggraph17: simulated user hints, Huber on ab plus a weighted CE on the
   529-class (23 x 23 grid) head.
@@ -194,6 +195,58 @@ class GamutClassification(Objective):
         with full_precision(ab):
             targets = quantize.soft_encode(small, self.centers, k=self.k, sigma=self.sigma)
         return EvalOut(self._loss(logits, ab), pred, logits, self.centers, small, targets)
+
+
+class GamutAndRegression(Objective):
+    """The flagship's two heads (``model.forward_both``): Zhang's rebalanced soft-encoded CE on the 313-bin
+    logits + ``l1_weight`` x L1 on the regression head's ab / 110, both at the logits' h x w.
+
+    The CE equals :class:`GamutClassification`'s, computed on the 5 nearest bins only (the soft target is
+    zero elsewhere), which is several times cheaper on a CPU. Validation predicts the faithful (L1) head.
+    """
+
+    kind = "gamut313"
+    default_lr = 1e-4  # end-to-end fine-tuning of a pretrained encoder
+    method = "forward_both"
+
+    def __init__(self, centers: Tensor, class_weights: Tensor, l1_weight: float = 5.0) -> None:
+        super().__init__()
+        self.register_buffer("centers", centers.detach().float().clone())
+        self.register_buffer("class_weights", class_weights.detach().float().clone())
+        self.l1_weight = float(l1_weight)
+
+    def describe(self) -> str:
+        return f"313-bin rebalanced CE + {self.l1_weight:g} x L1 on ab (two heads)"
+
+    def cross_entropy(self, logits: Tensor, ab: Tensor, soft: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``soft``: precomputed :func:`colorcore.quantize.soft_encode_sparse` at the logits' size."""
+        if soft is None:
+            with full_precision(ab):
+                soft = quantize.soft_encode_sparse(pool_to(ab.float(), logits.shape[-2:]), self.centers)
+        idx, target = soft
+        log_p = F.log_softmax(logits.float(), dim=1).gather(1, idx)
+        nll = -(target * log_p).sum(dim=1)
+        return (nll * self.class_weights[idx[:, 0]]).mean()
+
+    def loss(self, logits: Tensor, ab_pred: Tensor, ab: Tensor, soft: tuple[Tensor, Tensor] | None = None
+             ) -> tuple[Tensor, dict[str, Tensor]]:
+        ce = self.cross_entropy(logits, ab, soft)
+        l1 = F.l1_loss(ab_pred.float() / AB_SCALE, pool_to(ab.float(), ab_pred.shape[-2:]) / AB_SCALE)
+        return ce + self.l1_weight * l1, {"ce": ce.detach(), "l1": l1.detach()}
+
+    def train_loss(self, net, model, l, ab, step):
+        logits, ab_pred = net(l)
+        return self.loss(logits, ab_pred, ab)
+
+    @torch.no_grad()
+    def evaluate(self, model, l, ab, batch_index):
+        logits, ab_pred = model.forward_both(l)
+        loss, _ = self.loss(logits, ab_pred, ab)
+        small = pool_to(ab.float(), logits.shape[-2:])
+        with full_precision(ab):
+            targets = quantize.soft_encode(small, self.centers)
+        return EvalOut(loss, _upsample(ab_pred.float(), l.shape[-2:]), logits.float(), self.centers, small,
+                       targets)
 
 
 class PaletteClassification(Objective):
@@ -411,6 +464,8 @@ def make_objective(model: nn.Module, task: str, options: ObjectiveOptions,
             if class_weights is None:
                 raise ConfigError("a 313-bin classifier needs class rebalancing weights (training priors)")
             centers = decoder.centers.detach().cpu()
+            if hasattr(model, "forward_both"):
+                return GamutAndRegression(centers, class_weights(centers))
             return GamutClassification(centers, class_weights(centers))
         if options.rebalance_palette:
             if class_weights is None:

@@ -33,11 +33,11 @@ from torch import Tensor
 from colorcore import quantize
 from colorcore.errors import ColorcoreError
 from colorcore.io import atomic_write_text
-from colorcore.models.base import AB_SCALE
 from colorcore.registry import build_model
 from training import data as tdata
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.feature_cache import open_cache
+from training.objectives import GamutAndRegression
 from training.plots import plot_history
 from training.train import image_metrics, lab_batch_to_uint8, make_lr_lambda, write_metrics_csv
 
@@ -112,42 +112,10 @@ def cache_priors(ab4: np.ndarray, rows: np.ndarray, centers: Tensor, chunk: int 
     return (counts / counts.sum()).float()
 
 
-class Phase1Loss(torch.nn.Module):
-    """Rebalanced soft-encoded CE on the logits + ``l1_weight`` x L1 on regression ab / 110.
-
-    The CE equals :class:`training.objectives.GamutClassification`'s, computed on the 5 nearest bins
-    only (the soft target is zero elsewhere), which is several times cheaper on a CPU.
-    """
-
-    def __init__(self, centers: Tensor, class_weights: Tensor, l1_weight: float) -> None:
-        super().__init__()
-        self.register_buffer("centers", centers.detach().float().clone())
-        self.register_buffer("class_weights", class_weights.detach().float().clone())
-        self.l1_weight = l1_weight
-
-    def cross_entropy(self, logits: Tensor, ab: Tensor, soft: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """``soft``: precomputed :func:`colorcore.quantize.soft_encode_sparse` of ``ab``."""
-        idx, target = (
-            soft
-            if soft is not None
-            else quantize.soft_encode_sparse(ab.float(), self.centers, k=5, sigma=5.0)
-        )
-        log_p = F.log_softmax(logits.float(), dim=1).gather(1, idx)
-        nll = -(target * log_p).sum(dim=1)
-        return (nll * self.class_weights[idx[:, 0]]).mean()
-
-    def forward(
-        self, logits: Tensor, ab_pred: Tensor, ab: Tensor, soft: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, dict[str, float]]:
-        ce = self.cross_entropy(logits, ab, soft)
-        l1 = F.l1_loss(ab_pred.float() / AB_SCALE, ab / AB_SCALE)
-        return ce + self.l1_weight * l1, {"ce": float(ce.detach()), "l1": float(l1.detach())}
-
-
 @torch.no_grad()
 def evaluate(
     model,
-    loss_fn: Phase1Loss,
+    loss_fn: GamutAndRegression,
     batches: FeatureBatches,
     photos: np.ndarray,
     batch_size: int,
@@ -161,9 +129,9 @@ def evaluate(
         chunk = np.sort(photos[lo : lo + batch_size])
         taps, ab4, soft = batches.get(chunk)
         logits, ab_pred = model.decode(*taps)
-        loss, parts = loss_fn(logits, ab_pred, ab4, soft)
+        loss, parts = loss_fn.loss(logits, ab_pred, ab4, soft)
         for k, v in {"loss": float(loss), **parts}.items():
-            sums[k] = sums.get(k, 0.0) + v * len(chunk)
+            sums[k] = sums.get(k, 0.0) + float(v) * len(chunk)
         if with_images:
             rgb = batches.rgb(chunk)
             l, _ = tdata.to_lab(rgb)
@@ -256,7 +224,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if val is not None:
         val[1].update(soft_targets(args.val_cache, val[1]["ab4"], centers))
     priors = cache_priors(arrays["ab4"], train_rows, centers)
-    loss_fn = Phase1Loss(
+    loss_fn = GamutAndRegression(
         centers, quantize.rebalance_weights(priors, lam=0.5, sigma=5.0, centers=centers), args.l1_weight
     )
     batches = FeatureBatches(meta, arrays, train_rows)
@@ -374,7 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sl = slice(b * args.batch_size, (b + 1) * args.batch_size)
             taps, ab4, soft = batches.get(order[sl], flips[sl])
             logits, ab_pred = model.decode(*taps)
-            loss, _ = loss_fn(logits, ab_pred, ab4, soft)
+            loss, _ = loss_fn.loss(logits, ab_pred, ab4, soft)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
