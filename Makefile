@@ -28,10 +28,10 @@ browser:
 	    || echo "warning: could not install chromium; browser tests will be skipped" )
 
 lint: venv
-	$(BIN)/ruff check colorcore training tests app.py demo scripts
+	$(BIN)/ruff check colorcore training tests app.py hubconf.py demo scripts
 
 test: venv browser
-	$(BIN)/ruff check colorcore training tests app.py demo scripts
+	$(BIN)/ruff check colorcore training tests app.py hubconf.py demo scripts
 	$(BIN)/python -m pytest -q --durations=15
 
 clean-venv:
