@@ -248,3 +248,17 @@ def test_cache_errors_are_clear(tmp_path):
     (tmp_path / "photos").mkdir()
     with pytest.raises(ColorcoreError, match="no images"):
         feature_cache.build_cache(tmp_path / "photos", tmp_path / "c", config={"encoder": "lite0"}, size=64)
+
+
+def test_bench_times_both_phases():
+    from training.bench import bench
+
+    cfg = {"encoder": "lite0", "decoder": (16, 16, 16, 16), "global_dim": 8}
+    phase1 = bench("litecolor", size=64, batch_size=2, steps=1, warmup=0, device="cpu", config=cfg,
+                   frozen_encoder=True, log=lambda m: None)
+    phase2 = bench("litecolor", size=64, batch_size=2, steps=1, warmup=0, device="cpu", config=cfg,
+                   log=lambda m: None)
+    assert "phase 1" in phase1["model"] and phase1["images_per_s"] > 0 and phase2["images_per_s"] > 0
+    assert phase1["gflops_per_step"] < phase2["gflops_per_step"]  # no encoder forward or backward
+    with pytest.raises(ColorcoreError, match="encode/decode"):
+        bench("baseline", size=64, batch_size=2, steps=1, warmup=0, device="cpu", frozen_encoder=True)

@@ -4,7 +4,7 @@ Usage::
 
     python -m training.bench --model eccv16 --size 256 [--batch-size 64] [--steps 20] [--warmup 3]
         [--device cuda] [--amp] [--channels-last] [--compile] [--config key=value ...]
-        [--peak-tflops X] [--json]
+        [--peak-tflops X] [--json] [--frozen-encoder]
 
 One full training step (the trainer's :class:`training.train.Stepper`: forward, loss, backward, optimiser
 update; for pix2pix also the discriminator step) is timed over ``--steps`` steps after ``--warmup``
@@ -74,11 +74,28 @@ def synthetic_batch(batch: int, size: int, device: torch.device, seed: int = 0
     return to_lab((rgb * 255).round().to(torch.uint8).to(device))
 
 
+class CachedDecode(torch.nn.Module):
+    """Phase 1's step: the decoder on encoder features computed once (the input L is ignored)."""
+
+    def __init__(self, model: torch.nn.Module, l: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        with torch.no_grad():
+            self.taps = tuple(t.detach() for t in model.encode(l))
+
+    def forward(self, l: torch.Tensor) -> Any:
+        return self.model.decode(*self.taps)
+
+
 def bench(model_name: str, size: int = 256, batch_size: int = 64, steps: int = 20, warmup: int = 3,
           device: str | None = None, amp: bool = False, channels_last: bool = False, compile: bool = False,
           config: dict[str, Any] | None = None, peak_tflops: float | None = None, lr: float = 1e-4,
-          log=print) -> dict[str, Any]:
-    """Measure training throughput; returns images/s, TFLOP/s, FLOPs per step and peak fraction."""
+          frozen_encoder: bool = False, log=print) -> dict[str, Any]:
+    """Measure training throughput; returns images/s, TFLOP/s, FLOPs per step and peak fraction.
+
+    ``frozen_encoder`` times phase 1 of a model with ``encode`` / ``decode`` (litecolor): the encoder's
+    features are computed once, as the feature cache does, and each step trains the decoder alone.
+    """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -97,6 +114,10 @@ def bench(model_name: str, size: int = 256, batch_size: int = 64, steps: int = 2
     objective.train()
     precision = pick_precision(amp, dev, log)
     gan = isinstance(objective, Pix2PixGAN)
+    if frozen_encoder and not hasattr(model, "decode"):
+        raise ColorcoreError(f"--frozen-encoder needs a model with encode/decode (litecolor): {model_name}")
+    if frozen_encoder:
+        model.encoder.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     betas = getattr(objective, "betas", (0.9, 0.999))
 
@@ -109,14 +130,14 @@ def bench(model_name: str, size: int = 256, batch_size: int = 64, steps: int = 2
     d_opt = d_sched = d_scaler = None
     if gan:
         d_opt, d_sched, d_scaler = optimiser(list(objective.discriminator.parameters()))
-    eager = objective.adapter(model)
+    l, ab = synthetic_batch(batch_size, size, dev)
+    if channels_last:
+        l = l.contiguous(memory_format=torch.channels_last)
+    eager = CachedDecode(model, l) if frozen_encoder else objective.adapter(model)
     net = torch.compile(eager) if compile else eager
     d_net = objective.discriminator if gan else None
     make = lambda n: Stepper(objective, model, n, d_net, opt, sched, scaler, d_opt, d_sched, d_scaler,  # noqa: E731
                              precision, dev, params)
-    l, ab = synthetic_batch(batch_size, size, dev)
-    if channels_last:
-        l = l.contiguous(memory_format=torch.channels_last)
 
     counter = FlopCounterMode(display=False)
     with counter:
@@ -139,7 +160,8 @@ def bench(model_name: str, size: int = 256, batch_size: int = 64, steps: int = 2
         peak = float(peak_tflops)
     achieved = flops * steps / seconds / 1e12
     result = {
-        "model": model_name, "device": device_name, "size": size, "batch_size": batch_size, "steps": steps,
+        "model": model_name + (" (phase 1: frozen encoder, cached features)" if frozen_encoder else ""),
+        "device": device_name, "size": size, "batch_size": batch_size, "steps": steps,
         "amp": amp, "channels_last": channels_last, "compile": compile, "precision": key,
         "seconds": seconds, "images_per_s": batch_size * steps / seconds, "step_ms": 1000 * seconds / steps,
         "gflops_per_step": flops / 1e9, "tflops_per_s": achieved,
@@ -170,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, when not in the table")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--frozen-encoder", action="store_true",
+                   help="phase 1 of litecolor: time the decoder on cached encoder features")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 
@@ -184,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = bench(args.model, args.size, args.batch_size, args.steps, args.warmup, args.device, args.amp,
                        args.channels_last, args.compile, _parse_kv(args.config), args.peak_tflops,
-                       log=lambda m: print(m, file=sys.stderr))
+                       frozen_encoder=args.frozen_encoder, log=lambda m: print(m, file=sys.stderr))
     except ColorcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
