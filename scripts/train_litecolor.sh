@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The recipe of the bundled litecolor weights (the flagship), in two phases on a 2-core CPU.
+# Phase 1 caches the frozen ImageNet encoder's features of every train and val photo once (as itself and
+# mirrored), then trains the decoder and both heads on them; a seeded 3 % of TRAIN picks the checkpoint.
+# Phase 2 (optional, slow on a CPU) fine-tunes end to end from the phase-1 weights.
+# Usage: scripts/train_litecolor.sh [cache|phase1|export|phase2]...   (re-run to resume: phase 1 uses --resume)
+set -eu
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-../shared/data/colour-corpus/train}
+VAL=${VAL:-../shared/data/colour-corpus/val}
+CACHE=${CACHE:-../cache}
+RUNS=${RUNS:-runs}
+NAME=${NAME:-litecolor}
+CONFIG=(encoder=lite2)
+
+for step in "${@:-cache phase1 export}"; do
+  case $step in
+    cache)
+      [ -f "$CACHE/val/meta.json" ] || $PY -m training.feature_cache --data "$VAL" --out "$CACHE/val" --threads 2 \
+        --config "${CONFIG[@]}"
+      [ -f "$CACHE/train/meta.json" ] || $PY -m training.feature_cache --data "$DATA" --out "$CACHE/train" --threads 2 \
+        --config "${CONFIG[@]}" ;;
+    phase1)
+      $PY -m training.train_decoder --cache "$CACHE/train" --val-cache "$CACHE/val" --out "$RUNS/$NAME-p1" \
+        --steps 6000 --batch-size 32 --lr 1e-3 --l1-weight 5 --eval-every 750 --threads 2 --resume ;;
+    export)
+      $PY -m training.export "$RUNS/$NAME-p1" --name "$NAME" --default ;;
+    phase2)
+      $PY -m training.train --model litecolor --data "$DATA" --val "$VAL" --size 128 --batch-size 16 \
+        --steps 1500 --lr 5e-5 --init "$NAME" --config "${CONFIG[@]}" encoder_weights=imagenet --threads 2 \
+        --cache --val-limit 256 --out "$RUNS/$NAME-p2" --resume ;;
+    *) echo "unknown step $step (cache, phase1, export, phase2)"; exit 2 ;;
+  esac
+done
