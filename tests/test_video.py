@@ -193,3 +193,59 @@ def test_cli_colorizes_a_clip_with_a_frame_bar(tiny_trained_weights: WeightsEntr
         assert cli_main(["colorize-video", str(src), "--model", "baseline", "--out", str(out), *bad]) == 2
     status = cli_main(["colorize-video", str(src), "--model", "baseline", "--out", str(tmp_path / "o.avi")])
     assert status == 1 and "must end in" in capsys.readouterr().err
+
+
+# -- studio ------------------------------------------------------------------------------------------
+
+
+def test_studio_preview_whole_clip_and_cancel(tiny_trained_weights: WeightsEntry, tmp_path: Path) -> None:
+    from colorcore import video_studio
+
+    src = write_clip(tmp_path / "in.mp4", frames=40, fps=10)  # 4 s
+    choices = video_studio.video_choices()
+    key = video_studio.default_model(choices)
+    assert key == tiny_trained_weights.name
+    seen: list[int] = []
+    preview = video_studio.colorize_clip(src, key, 0.8, tmp_path, preview=True,
+                                         progress=lambda done, total: seen.append(done))
+    assert preview.report.frames == 30 and seen == list(range(1, 31))
+    assert preview.path.name.endswith("_preview.mp4")
+    whole = video_studio.colorize_clip(src, key, 0.0, tmp_path)
+    assert whole.report.frames == 40 and "40 frames of 64x48" in whole.summary
+    flags = video_studio.StopFlags()
+    should_stop = flags.start("session")
+    assert flags.stop("session") and not flags.stop("other")
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(VideoCancelledError):
+        video_studio.colorize_clip(src, key, 0.8, tmp_path / "sub", should_stop=should_stop)
+    assert not list((tmp_path / "sub").iterdir())
+    with pytest.raises(ConfigError, match="Upload a video"):
+        video_studio.colorize_clip(None, key, 0.8, tmp_path)
+
+
+def test_gradio_video_tab_builds_and_runs(tiny_trained_weights: WeightsEntry, tmp_path: Path) -> None:
+    import gradio as gr
+
+    from video_tab import _run, build_video_tab
+
+    with gr.Blocks(), gr.Tabs():
+        tab = build_video_tab()
+    assert tab.label == "Video"
+    src = write_clip(tmp_path / "in.mp4", frames=5)
+    shown, download, summary = _run(str(src), tiny_trained_weights.name, 0.5, False, None,
+                                    lambda *a, **k: None)
+    assert Path(shown).is_file() and download == shown and "5 frames" in summary
+    with pytest.raises(gr.Error):
+        _run(str(tmp_path / "missing.mp4"), tiny_trained_weights.name, 0.5, True, None, lambda *a, **k: None)
+
+
+def test_streamlit_video_page_renders_and_asks_for_a_clip(tiny_trained_weights: WeightsEntry) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    page = AppTest.from_string("from demo.video_page import render_video_page\nrender_video_page()")
+    page.run(timeout=60)
+    assert not page.exception
+    assert page.selectbox(key="video_model").value == tiny_trained_weights.name
+    assert page.slider(key="video_stability").value == pytest.approx(0.8)
+    page.button(key="video_preview").click().run(timeout=60)
+    assert not page.exception and any("Upload a video clip" in w.value for w in page.warning)
