@@ -23,7 +23,7 @@ for step in "${@:-cache phase1 export}"; do
         --config "${CONFIG[@]}" ;;
     phase1)
       $PY -m training.train_decoder --cache "$CACHE/train" --val-cache "$CACHE/val" --out "$RUNS/$NAME-p1" \
-        --steps 6000 --batch-size 32 --lr 1e-3 --l1-weight 5 --eval-every 750 --threads 2 --resume ;;
+        --steps 6000 --batch-size 32 --lr 1e-3 --l1-weight 5 --eval-every 750 --threads 2 --amp --resume ;;
     export)
       $PY -m training.export "$RUNS/$NAME-p1" --name "$NAME" --default ;;
     phase2)

@@ -46,9 +46,10 @@ SMALL = {
     "pix2pix": {"decoder": (32, 16, 16, 16, 8)},
     "unet-palette": {"width": 8, "depth": 3, **({} if HAVE_PALETTES else {"palette": PALETTE16})},
     "autoencoder-13": {"encoder": (16, 16, 32, 32, 64, 64), "decoder": (64, 32, 32, 16, 16, 8)},
+    "litecolor": {"encoder": "lite0", "decoder": (16, 16, 16, 16), "global_dim": 8},
 }
 # Classifiers' logits are at H / this.
-LOGIT_DOWNSCALE = {"eccv16": 4, "eccv16-small": 4, "unet-palette": 1}
+LOGIT_DOWNSCALE = {"eccv16": 4, "eccv16-small": 4, "unet-palette": 1, "litecolor": 4}
 # Models whose ab output is 110 * tanh, hence inside [-110, 110] even untrained.
 UNBOUNDED = {"baseline", "zhang-regression"}
 
@@ -93,7 +94,7 @@ def _small(name: str):
 def test_every_family_is_registered():
     assert set(list_models()) == {
         "baseline", "resnet-regression", "unet-palette", "autoencoder", "autoencoder-13", "zhang-regression",
-        "eccv16", "eccv16-small", "siggraph17", "fusion", "pix2pix",
+        "eccv16", "eccv16-small", "siggraph17", "fusion", "pix2pix", "litecolor",
     }
 
 
@@ -120,6 +121,8 @@ def test_forward_backward_shapes_and_ranges(name):
             ab, classes = model.forward_with_classes(l, *hints)
             assert classes.shape == (2, 529, size // 4, size // 4)
             loss = loss + ab.square().mean() + classes.square().mean()
+        if hasattr(model, "forward_both"):  # litecolor's regression head
+            loss = loss + model.forward_both(l)[1].float().square().mean()
         loss.backward()
         grads = [p.grad for p in model.parameters() if p.requires_grad]
         assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)

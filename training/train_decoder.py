@@ -78,6 +78,11 @@ class FeatureBatches:
         return torch.from_numpy(np.ascontiguousarray(self.arrays["rgb"][np.sort(photos)]))
 
 
+def autocast(enabled: bool):
+    """bf16 autocast on the CPU; the loss, the optimiser and the weights stay float32."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of ``range(n)`` into (train rows, holdout rows)."""
     perm = np.random.default_rng(seed).permutation(n)
@@ -120,6 +125,7 @@ def evaluate(
     photos: np.ndarray,
     batch_size: int,
     with_images: bool,
+    amp: bool = False,
 ) -> dict[str, float]:
     """Mean loss over ``photos`` and, with ``with_images``, PSNR / AuC / colourfulness of both decodes."""
     model.eval()
@@ -128,7 +134,9 @@ def evaluate(
     for lo in range(0, len(photos), batch_size):
         chunk = np.sort(photos[lo : lo + batch_size])
         taps, ab4, soft = batches.get(chunk)
-        logits, ab_pred = model.decode(*taps)
+        with autocast(amp):
+            logits, ab_pred = model.decode(*taps)
+        logits, ab_pred = logits.float(), ab_pred.float()
         loss, parts = loss_fn.loss(logits, ab_pred, ab4, soft)
         for k, v in {"loss": float(loss), **parts}.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(chunk)
@@ -171,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (fast on CPUs with AMX or AVX512-BF16)")
     p.add_argument("--stop-after", type=int, default=None, help="stop (resumably) after this global step")
     return p
 
@@ -341,7 +350,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for b in range(counters["batch_in_epoch"], per_epoch):
             sl = slice(b * args.batch_size, (b + 1) * args.batch_size)
             taps, ab4, soft = batches.get(order[sl], flips[sl])
-            logits, ab_pred = model.decode(*taps)
+            with autocast(args.amp):
+                logits, ab_pred = model.decode(*taps)
             loss, _ = loss_fn.loss(logits, ab_pred, ab4, soft)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
