@@ -24,6 +24,7 @@ from tqdm import tqdm
 from colorcore.errors import ColorcoreError, ConfigError, ImageLoadError
 from colorcore.io import atomic_write_bytes, atomic_write_text, iter_image_files, load_image, save_png
 from colorcore.pipeline import DECODE_METHODS, MAX_SIZE, MIN_SIZE, Colorizer
+from colorcore.quantize import ZHANG_TEMPERATURE
 
 GRAY_LABEL = "gray (ab = 0)"
 FIGURE_PHOTOS = 8
@@ -124,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score models against colour photos (grayed by the pipeline)")
     p.add_argument("--data", required=True, type=Path, help="folder of colour photos (the ground truth)")
     p.add_argument("--models", required=True,
-                   help="comma-separated model or weights names, or `all` (every available weights set)")
+                   help="comma-separated model or weights names, or `all` (every available weights set); "
+                        "NAME:faithful, NAME:vivid (T = 0.38) or NAME:tX (temperature X) picks a decode")
     p.add_argument("--limit", type=_positive_int, default=None, help="use only the first N photos (sorted)")
     p.add_argument("--out", type=Path, default=None, help="also write a markdown report here")
     p.add_argument("--figure", type=Path, default=None,
@@ -296,21 +298,45 @@ class _Row:
     thumbs: list[np.ndarray] = field(default_factory=list)
 
 
+# Named decodes of a model with two heads (litecolor): the regression head and Zhang's annealed mean.
+NAMED_DECODES = {"faithful": {"method": "faithful"}, "vivid": {"temperature": ZHANG_TEMPERATURE}}
+
+
+def _decode_spec(text: str) -> tuple[str, dict[str, object]]:
+    """``NAME[:DECODE]`` -> (NAME, decoding knobs); DECODE is faithful, vivid or tX (a temperature)."""
+    name, _, decode = text.partition(":")
+    if not decode:
+        return name, {}
+    if decode in NAMED_DECODES:
+        return name, dict(NAMED_DECODES[decode])
+    if decode.startswith("t"):
+        try:
+            return name, {"temperature": float(decode[1:])}
+        except ValueError:
+            pass
+    raise ConfigError(f"unknown decode {decode!r} in {text!r}; use {', '.join(NAMED_DECODES)} or tX "
+                      "(e.g. t0.38)")
+
+
 def _evaluation_models(
     spec: str, device: str, size: int | None
-) -> tuple[list[tuple[str, Colorizer]], list[str]]:
-    """(label, colorizer) pairs for ``--models`` and notes about what was skipped."""
+) -> tuple[list[tuple[str, Colorizer, dict[str, object]]], list[str]]:
+    """(label, colorizer, decoding knobs) for ``--models`` and notes about what was skipped."""
     from colorcore.weights import available_weights, load_entry, published_cache_path
 
     notes: list[str] = []
-    chosen: list[tuple[str, Colorizer]] = []
+    chosen: list[tuple[str, Colorizer, dict[str, object]]] = []
     if spec.strip() == "all":
         for entry in available_weights():
             if entry.file is None and not published_cache_path(entry).is_file():
                 notes.append(f"skipped {entry.name}: published weights not downloaded (expected at "
                              f"{published_cache_path(entry)})")
                 continue
-            chosen.append((entry.name, Colorizer(load_entry(entry), device=device, size=size)))
+            colorizer = Colorizer(load_entry(entry), device=device, size=size)
+            if hasattr(colorizer.model, "forward_both"):  # both heads get a row
+                chosen += [(f"{entry.name}:{d}", colorizer, dict(k)) for d, k in NAMED_DECODES.items()]
+            else:
+                chosen.append((entry.name, colorizer, {}))
         if not chosen:
             raise ConfigError("no weights are available to evaluate; train and export a model first, or list "
                               "models explicitly with --models")
@@ -318,11 +344,15 @@ def _evaluation_models(
     names = list(dict.fromkeys(n.strip() for n in spec.split(",") if n.strip()))
     if not names:
         raise ConfigError("--models needs at least one model or weights name (or `all`)")
-    for name in names:
-        colorizer = Colorizer(name, device=device, size=size)
+    loaded: dict[str, Colorizer] = {}
+    for spec_name in names:
+        name, decode = _decode_spec(spec_name)
+        if name not in loaded:
+            loaded[name] = Colorizer(name, device=device, size=size)
+        colorizer = loaded[name]
         entry = getattr(colorizer.model, "weights_entry", None)
-        label = name if entry is None or entry.name == name else f"{name} [{entry.name}]"
-        chosen.append((label, colorizer))
+        label = spec_name if entry is None or entry.name == name else f"{spec_name} [{entry.name}]"
+        chosen.append((label, colorizer, decode))
     return chosen, notes
 
 
@@ -345,7 +375,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if not files:
         raise ImageLoadError(f"no image files found in {args.data}")
     chosen, notes = _evaluation_models(args.models, args.device, args.size)
-    rows = [_Row(label, c.size) for label, c in chosen]
+    rows = [_Row(label, c.size) for label, c, _ in chosen]
     gray_row, truth_row = _Row(GRAY_LABEL, None), _Row("ground truth", None)
     for path in tqdm(files, desc="evaluating", unit="photo", disable=None, file=sys.stderr):
         try:
@@ -356,8 +386,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         keep = len(truth_row.thumbs) < FIGURE_PHOTOS
         gray = metrics.gray_baseline(truth)
         gray_row.scores.append(metrics.compute_all(gray, truth))
-        for row, (_, colorizer) in zip(rows, chosen, strict=True):
-            pred = colorizer.predict(truth).rgb
+        for row, (_, colorizer, decode) in zip(rows, chosen, strict=True):
+            pred = colorizer.predict(truth, **decode).rgb
             row.scores.append(metrics.compute_all(pred, truth))
             if keep:
                 row.thumbs.append(_thumb(pred))

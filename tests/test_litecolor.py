@@ -3,6 +3,7 @@ cache and phase-1 decoder trainer, end to end through export and the pipeline.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -197,6 +198,22 @@ def test_feature_cache_then_phase1_training_export_and_pipeline(photo_folder, tm
     loaded = create_model("litecolor-test", pretrained=True)
     out = Colorizer(loaded, size=64).colorize(Image.fromarray(smooth_rgb(100, 90, seed=99)))
     assert out.size == (90, 100)
+
+    # the evaluator scores each named decode of the two heads, and `all` gives both rows
+    from colorcore import cli
+
+    json_out = tmp_path / "eval.json"
+    argv = ["evaluate", "--data", str(photo_folder), "--limit", "3", "--size", "64", "--json", str(json_out)]
+    decodes = "litecolor-test:faithful,litecolor-test:vivid,litecolor-test:t1"
+    assert cli.main([*argv, "--models", decodes]) == 0
+
+    scores = json.loads(json_out.read_text())["models"]
+    assert set(scores) == {"litecolor-test:faithful", "litecolor-test:vivid", "litecolor-test:t1"}
+    assert scores["litecolor-test:faithful"]["metrics"] != scores["litecolor-test:vivid"]["metrics"]
+    assert cli.main([*argv, "--models", "all"]) == 0
+    both = {"litecolor-test:faithful", "litecolor-test:vivid"}
+    assert both <= set(json.loads(json_out.read_text())["models"])
+    assert cli.main([*argv, "--models", "litecolor-test:shiny"]) != 0
 
     # phase 2: the ordinary trainer fine-tunes the whole network end to end from the phase-1 weights
     from training import train
