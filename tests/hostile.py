@@ -24,6 +24,7 @@ caller watching the output can tell which file hangs) and finally the peak-RSS g
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -373,9 +374,14 @@ def make_hostile_files(folder: str | os.PathLike, small: bool = True) -> list[Pa
 # ------------------------------------------------------------------------------------- video cases
 
 
+@functools.lru_cache(maxsize=4)
+def _panorama(height: int, width: int, seed: int) -> np.ndarray:
+    return _photo(height, width + 2 * 64, seed)
+
+
 def clip_frame(index: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """Frame ``index`` of a test clip: :func:`_photo` panned right by 2 px per frame, one corner black."""
-    photo = _photo(height, width + 2 * 64, seed)
+    photo = _panorama(height, width, seed)
     x0 = (2 * index) % 128
     rgb = photo[:, x0 : x0 + width].copy()
     rgb[: height // 4, : width // 4] = 0  # a black top-left corner (rotation tests)

@@ -235,6 +235,7 @@ def test_gradio_video_tab_builds_and_runs(tiny_trained_weights: WeightsEntry, tm
     shown, download, summary = _run(str(src), tiny_trained_weights.name, 0.5, False, None,
                                     lambda *a, **k: None)
     assert Path(shown).is_file() and download == shown and "5 frames" in summary
+    assert gr.Video(interactive=False).postprocess(shown).path == shown  # served as is, no ffmpeg needed
     with pytest.raises(gr.Error):
         _run(str(tmp_path / "missing.mp4"), tiny_trained_weights.name, 0.5, True, None, lambda *a, **k: None)
 
@@ -249,3 +250,26 @@ def test_streamlit_video_page_renders_and_asks_for_a_clip(tiny_trained_weights: 
     assert page.slider(key="video_stability").value == pytest.approx(0.8)
     page.button(key="video_preview").click().run(timeout=60)
     assert not page.exception and any("Upload a video clip" in w.value for w in page.warning)
+
+
+
+def test_ctrl_c_in_the_cli_leaves_no_file_under_the_output_name(
+    tiny_trained_weights: WeightsEntry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src = write_clip(tmp_path / "in.mp4", frames=12)
+    out = tmp_path / "out.mp4"
+    step, calls = Propagator.step, []
+
+    def ctrl_c_at_frame_5(self: Propagator, l: np.ndarray, ab: np.ndarray):
+        calls.append(1)
+        if len(calls) == 5:  # SIGINT arrives as KeyboardInterrupt in the main thread, mid-clip
+            raise KeyboardInterrupt
+        return step(self, l, ab)
+
+    monkeypatch.setattr(Propagator, "step", ctrl_c_at_frame_5)
+    model = str(tiny_trained_weights.file)
+    status = cli_main(["colorize-video", str(src), "--model", model, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 130 and "interrupted" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".out.mp4.*"))
