@@ -61,3 +61,39 @@ def test_without_folders_drops_server_paths_only():
     assert _without_folders("/tmp/gradio/ab12/photo.jpg: not a recognised image file (it is a text/HTML/SVG "
                             "file)") == "photo.jpg: not a recognised image file (it is a text/HTML/SVG file)"
     assert _without_folders("cannot read '/srv/x/y.png'") == "cannot read 'y.png'"
+
+
+def test_offline_message_keeps_the_url_and_the_folder_the_user_needs(monkeypatch, tmp_path: Path):
+    """Published weights offline: the user must learn what to download and where to put it."""
+    import torch
+
+    from app import _user_message
+    from colorcore.errors import WeightsError
+    from colorcore.weights import available_weights, published_cache_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    entry = next(e for e in available_weights() if e.url is not None)
+    dest = published_cache_path(entry)
+    assert str(dest).startswith(torch.hub.get_dir())
+    exc = WeightsError(f"cannot download the published eccv16 weights (<urlopen error [Errno -3] Temporary "
+                       f"failure in name resolution>). If this machine is offline, download {entry.url} "
+                       f"elsewhere and place it at {dest}")
+    assert _user_message(exc) == (
+        "cannot download the published eccv16 weights (urlopen error [Errno -3] Temporary failure in name "
+        f"resolution). If this machine is offline, download {entry.url} elsewhere and place it at {dest}")
+    # Upload folders still go, also next to a URL.
+    assert _user_message(WeightsError("see https://a.b/c/d.pth, not /tmp/gradio/x/y.png")) == (
+        "see https://a.b/c/d.pth, not y.png")
+
+
+def test_api_help_names_the_address_the_page_came_from():
+    from app import _api_help, _base_url
+
+    class Request:
+        headers = {"host": "10.0.0.5:8123"}
+
+    assert _base_url(Request()) == "http://10.0.0.5:8123/"
+    assert _base_url(None) == "http://127.0.0.1:7860/"
+    text = _api_help(_base_url(Request()), ["resnet-regression"])
+    assert 'Client("http://10.0.0.5:8123/")' in text and '"resnet-regression",' in text
+    assert "7860" not in text

@@ -57,13 +57,56 @@ def test_choices_group_palettes_and_label_kinds():
     assert choices["baseline-tiny"].kind == "regression"
     # Published Zhang weights are offered but never pre-selected (they need a download).
     assert "published" in choices["eccv16-published"].label
-    assert studio.default_selection(list(choices.values()))[0] == "baseline-tiny"
-    defaults = studio.default_selection(list(choices.values()))
-    assert all(choices[k].entries[0].file is not None for k in defaults)
+
+
+def test_recommended_models_lead_and_are_preselected(monkeypatch):
+    # No recommended weights installed: today's rule, the first bundled ones (default-marked first).
+    monkeypatch.setattr(studio, "RECOMMENDED", ("not-installed",))
+    choices = studio.list_choices()
+    assert studio.default_selection(choices) == ["baseline-tiny", "eccv16-tiny"]
+    assert studio.recommended_choice(choices).key == "baseline-tiny"
+    assert all(c.bundled for c in choices[:4]) and not choices[-1].bundled  # downloads last
+    # A recommended model that is installed leads the picker and the default selection.
+    monkeypatch.setattr(studio, "RECOMMENDED", ("siggraph17-tiny", "not-installed", "unet-palette"))
+    monkeypatch.setitem(studio.PLAIN_NAMES, "siggraph17-tiny", studio.PlainName("Hints", "paint your own"))
+    monkeypatch.delitem(studio.PLAIN_NAMES, "unet-palette")
+    choices = studio.list_choices()
+    assert [c.key for c in choices[:2]] == ["siggraph17-tiny", "unet-palette"]
+    assert studio.default_selection(choices) == ["siggraph17-tiny", "unet-palette"]
+    options = studio.picker_options(choices)
+    assert options[0] == ("★ Recommended: Hints — paint your own (siggraph17-tiny)", "siggraph17-tiny")
+    assert options[1][0].startswith("unet-palette · k-means palette")  # no plain name: technical label
+    published = next(label for label, key in options if key == "eccv16-published")
+    assert published.startswith("Zhang et al. 2016 — ") and "downloads on first use" in published
+
+
+def test_plain_names_cover_every_bundled_model():
+    from colorcore.weights import bundled_weights
+
+    bundled = bundled_weights(Path(__file__).resolve().parents[1] / "assets" / "weights")
+    keys = {"unet-palette" if e.model == "unet-palette" else e.name for e in bundled}
+    assert keys <= set(studio.PLAIN_NAMES), keys - set(studio.PLAIN_NAMES)
+    assert set(studio.RECOMMENDED) <= set(studio.PLAIN_NAMES)
+    assert all(len(p.blurb) <= 45 for p in studio.PLAIN_NAMES.values())  # short in the picker
+
+
+def test_strongest_classifier_follows_the_data_rule(monkeypatch):
+    choices = studio.list_choices()
+    # eccv16-published needs a download, so the first runnable 313-bin choice wins.
+    assert studio.strongest_classifier(choices).key == "eccv16-tiny"
+    monkeypatch.setattr(studio, "STRONGEST_GAMUT", ("siggraph17-tiny", "eccv16-published"))
+    assert studio.strongest_classifier(choices).key == "eccv16-tiny"  # not a classifier: ignored
+    palettes = [c for c in choices if c.kind == "palette"]
+    assert studio.strongest_classifier(palettes).key == "unet-palette"
+    assert studio.strongest_classifier([c for c in choices if not c.is_classifier]) is None
 
 
 def test_find_choice_accepts_weights_names_and_rejects_unknown():
     assert studio.find_choice("unet-palette-16").entry().name == "unet-palette-16"
+    # A family name, as the CLI takes it: that family's default weights (bundled before published).
+    assert studio.find_choice("eccv16").entry().name == "eccv16-tiny"
+    assert studio.find_choice("siggraph17").entry().name == "siggraph17-tiny"
+    assert studio.find_choice("baseline").entry().name == "baseline-tiny"
     with pytest.raises(ModelNotFoundError, match="available: .*eccv16-tiny"):
         studio.find_choice("nope")
     with pytest.raises(ConfigError, match="no weights with 32 palette colours; available: 16, 24"):
@@ -155,19 +198,52 @@ def test_comparison_outputs_metrics_and_baseline(photo: Image.Image):
     assert comparison.baseline == pytest.approx(compute_all(gray_baseline(truth), truth), nan_ok=True)
 
     table = studio.metrics_table(comparison)
-    assert table.headers[:2] == ("Model", "Time (s)")
+    assert table.headers[:3] == ("Model", "Weights", "Time (s)")
     assert any(h.startswith("PSNR") for h in table.headers) and any("2000" in h for h in table.headers)
-    assert [row[0] for row in table.rows] == ["eccv16-tiny", "baseline-tiny", studio.BASELINE_LABEL]
+    assert [row[1] for row in table.rows] == ["eccv16-tiny", "baseline-tiny", ""]
+    assert table.rows[-1][0] == studio.BASELINE_LABEL
     psnr = next(i for i, h in enumerate(table.headers) if h.startswith("PSNR"))
     assert table.rows[-1][psnr] == pytest.approx(comparison.baseline["psnr"], abs=1e-3)
-    assert table.records()[0]["Model"] == "eccv16-tiny"
+    assert table.records()[0]["Weights"] == "eccv16-tiny"
+
+
+def test_metrics_can_follow_the_pictures(photo: Image.Image):
+    """metrics=False returns the pictures at once; score() adds the same metrics run_comparison computes."""
+    fast = studio.run_comparison(photo, ["eccv16-tiny", "baseline-tiny"], knobs(), metrics=False)
+    assert not fast.scored and all(r.metrics is None for r in fast.results) and fast.baseline is None
+    full = studio.run_comparison(photo, ["eccv16-tiny", "baseline-tiny"], knobs())
+    scored = studio.score(fast)
+    assert scored.scored and fast.baseline is None  # a copy; the original is untouched
+    for a, b in zip(scored.results, full.results, strict=True):
+        assert a.metrics == pytest.approx(b.metrics, nan_ok=True)
+    assert scored.baseline == pytest.approx(full.baseline, nan_ok=True)
+    gray_only = studio.run_comparison(photo.convert("L"), ["baseline-tiny"], knobs(), metrics=False)
+    assert gray_only.scored and studio.score(gray_only) is gray_only  # nothing to score against
+    # The wall time covers every model, and the note puts it beside the models' own time.
+    assert fast.wall >= fast.inference > 0
+    note = studio.timing_note(fast, 1.5)
+    assert note.startswith("2 models in **1.50 s**") and f"{fast.inference:.2f} s" in note
+
+
+def test_display_files_are_small_jpegs_and_pair_with_gray_or_truth(photo: Image.Image, tmp_path: Path):
+    big = photo.resize((3000, 2100))
+    comparison = studio.run_comparison(big, ["baseline-tiny", "eccv16-tiny"], knobs(), metrics=False)
+    files = studio.display_files(comparison, tmp_path)
+    for path in (files.gray, files.truth, *files.results):
+        with Image.open(path) as im:
+            assert im.format == "JPEG" and im.size == (2048, 1434)
+    assert files.pair(1) == (files.gray, files.results[1])
+    assert files.pair(1, against_truth=True) == (files.truth, files.results[1])
+    no_truth = studio.display_files(studio.run_comparison(photo.convert("L"), ["baseline-tiny"], knobs()),
+                                    tmp_path / "gray")
+    assert no_truth.truth is None and no_truth.pair(0, against_truth=True)[0] == no_truth.gray
 
 
 def test_comparison_without_truth_reports_time_only(photo: Image.Image):
     gray = photo.convert("L")
     comparison = studio.run_comparison(gray, ["baseline-tiny"], knobs())
     assert comparison.truth is None and comparison.baseline is None
-    assert studio.metrics_table(comparison).headers == ("Model", "Time (s)")
+    assert studio.metrics_table(comparison).headers == ("Model", "Weights", "Time (s)")
     mismatched = studio.run_comparison(gray, ["baseline-tiny"], knobs(), truth=photo.resize((20, 20)))
     assert mismatched.truth is None and "metrics are skipped" in mismatched.notes[0]
 
@@ -241,8 +317,9 @@ def test_hints_steer_the_user_guided_model(photo: Image.Image):
 
 def test_save_results_and_batch_write_full_resolution_pngs(photo: Image.Image, tmp_path: Path):
     comparison = studio.run_comparison(photo, ["baseline-tiny", "unet-palette"], knobs())
-    paths = studio.save_results(comparison, tmp_path / "one", "my photo")
+    paths = studio.save_results(comparison, tmp_path / "one", studio.photo_stem("/x/my photo.JPG"))
     assert [p.name for p in paths] == ["my-photo_baseline-tiny.png", "my-photo_unet-palette-24.png"]
+    assert studio.photo_stem(None) == studio.photo_stem("") == studio.photo_stem("###.png") == "photo"
     assert all(Image.open(p).size == photo.size and Image.open(p).format == "PNG" for p in paths)
     a, b = tmp_path / "a.png", tmp_path / "b.jpg"
     photo.save(a)
@@ -277,6 +354,8 @@ def test_colorize_one_keeps_resolution_and_maps_knobs(photo: Image.Image):
     assert np.array_equal(np.asarray(studio.colorize_one(big, "baseline-tiny", 0.38, 0, 0)), trained)
     assert not np.array_equal(np.asarray(studio.colorize_one(big, "baseline-tiny", 0.38, 0, 256)), trained)
     assert studio.Knobs(size=None).size is None
+    # A family name takes that family's default weights, as the CLI does.
+    assert np.array_equal(np.asarray(studio.colorize_one(big, "eccv16", 0.0, 0, SIZE)), np.asarray(expected))
     with pytest.raises(ConfigError, match="processing size"):
         studio.colorize_one(big, "baseline-tiny", 0.38, 0, 4096)
     with pytest.raises(ColorcoreError, match="no image"):
@@ -371,7 +450,29 @@ def test_training_curves_figure_plots_each_history():
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0].startswith("validation loss") and "validation psnr" in titles
     assert len(fig.axes[0].get_lines()) == 5  # one line per bundled tiny model
+    # The legend sits below the panels, not on top of the loss curves.
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
     assert studio.training_curves_figure([]) is None
+
+
+def test_line_styles_never_repeat_for_the_whole_zoo():
+    styles = studio.line_styles(13)
+    assert len(set(styles)) == 13
+    assert len({colour for colour, _ in styles[:10]}) == 10  # the first ten differ by colour alone
+    assert styles[10][1] != styles[0][1]
+
+
+def test_mark_pixel_rings_the_clicked_pixel():
+    photo = Image.new("L", (100, 80), 128)
+    shown = studio.zoomed(photo)  # 400 x 320
+    marked = np.asarray(studio.mark_pixel(shown, 30, 20, photo.size), int)
+    assert marked.shape == (320, 400, 3)
+    cx, cy = 30 * 4 + 2, 20 * 4 + 2
+    changed = np.argwhere(np.abs(marked - 128).sum(axis=2) > 0)
+    # Everything drawn stays near the pixel, all around it, and leaves the pixel itself visible.
+    assert np.abs(changed - [cy, cx]).max() <= 2 * 10 + 4
+    assert changed[:, 0].min() < cy < changed[:, 0].max() and changed[:, 1].min() < cx < changed[:, 1].max()
+    assert (marked[cy, cx] == 128).all()
 
 
 def test_distribution_figure_and_bin_colours():
