@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=5, help="requests per client")
     parser.add_argument("--model", required=True, help="a model name from the studio's list")
-    parser.add_argument("--image", type=Path, default=REPO / "assets" / "examples" / "portrait.jpg")
+    parser.add_argument("--image", type=Path, default=REPO / "assets" / "examples" / "astronaut.jpg")
     parser.add_argument("--temperature", type=float, default=0.38)
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--size", type=int, default=256)
