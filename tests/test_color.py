@@ -103,7 +103,8 @@ def test_batch_shapes_non_contiguous_and_block_boundaries(monkeypatch: pytest.Mo
     ref = torch.stack([rgb_to_lab(img.contiguous()) for img in x.reshape(6, 3, 7, 11)]).reshape(x.shape)
     out = rgb_to_lab(x)
     assert out.shape == x.shape
-    torch.testing.assert_close(out, ref)
+    # float32: other block sizes take other SIMD paths (AVX-512 here), which round the last bits differently
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-5)
     np.testing.assert_allclose(_to_hwc(out[1, 2]), skcolor.rgb2lab(_to_hwc(x[1, 2])), atol=TOL)
     lab = _random_lab((3, 9, 13), seed=3, dtype=torch.float32)
     np.testing.assert_allclose(_to_hwc(lab_to_rgb(lab)), _sk_lab2rgb(_to_hwc(lab)), atol=TOL)
