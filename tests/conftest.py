@@ -16,6 +16,18 @@ from colorcore.weights import WeightsEntry, save_weights
 # The test machine is small and shared: one or two threads keep the suite predictable.
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
+
+
+@pytest.fixture(autouse=True)
+def _no_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every CPU runs the float32 fast path in tests, so "fast == plain within rounding" holds alike on
+    machines with AMX or AVX512-BF16 (where it would pick bf16 autocast). tests/test_fast.py tests the bf16
+    choice on its own by forcing the hardware check."""
+    import colorcore.fast
+
+    monkeypatch.setattr(colorcore.fast, "cpu_has_fast_bf16", lambda: False)
+
+
 TINY_WEIGHTS_NAME = "baseline-tiny"
 TINY_INPUT_SIZE = 64
 
