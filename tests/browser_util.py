@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,7 +32,9 @@ TINY_MODELS = {
     "unet-palette-16": ("unet-palette", {"bins": 16, "width": 4, "depth": 2}, "palette16"),
     "unet-palette-24": ("unet-palette", {"bins": 24, "width": 4, "depth": 2}, "palette24"),
     "siggraph17-tiny": ("siggraph17", {"width": 0.02}, "gamut313"),
+    "baseline-tiny2": ("baseline", {"hidden": 4}, "regression"),  # a 7th choice, for the 6-model cap
 }
+DEFAULT_TINY = ("baseline-tiny", "eccv16-tiny", "unet-palette-16", "unet-palette-24", "siggraph17-tiny")
 
 
 def _palette(bins: int) -> list[list[float]]:
@@ -53,7 +56,7 @@ def _history(seed: int, epochs: int = 4) -> list[dict[str, float]]:
     return rows
 
 
-def make_tiny_weights(folder: Path, names: tuple[str, ...] = tuple(TINY_MODELS)) -> list[str]:
+def make_tiny_weights(folder: Path, names: tuple[str, ...] = DEFAULT_TINY) -> list[str]:
     """Save random tiny weights of each kind (regression, 313-bin, palette 16/24, hints) into ``folder``.
 
     ``baseline-tiny`` is marked default so it leads the picker. Returns the weights names.
@@ -98,15 +101,19 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None,
 
 
 @contextlib.contextmanager
-def serve(command: list[str], port: int, weights: Path, ready_path: str = "/", timeout: float = 90.0
-          ) -> Iterator[str]:
-    """Run an app as a subprocess on 127.0.0.1:``port`` with ``weights`` as its weights folder."""
-    env = dict(os.environ)
-    env.update(
+def serve(command: list[str], port: int, weights: Path, ready_path: str = "/", timeout: float = 600.0,
+          threads: int = 1, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run an app as a subprocess on 127.0.0.1:``port`` with ``weights`` as its weights folder.
+
+    ``env`` adds variables (e.g. ``TORCH_HOME`` for an empty download cache)."""
+    full_env = dict(os.environ)
+    full_env.update(
         COLORCORE_WEIGHTS_DIR=str(weights), GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False",
-        GRADIO_SERVER_NAME="127.0.0.1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+        GRADIO_SERVER_NAME="127.0.0.1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
         STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
+        **(env or {}),
     )
+    env = full_env
     # A file, not a pipe: an undrained pipe fills up and freezes the server mid-request.
     log = artifacts_dir() / f"server-{port}.log"
     with open(log, "wb") as log_file:
@@ -124,15 +131,15 @@ def serve(command: list[str], port: int, weights: Path, ready_path: str = "/", t
             proc.wait(timeout=10)
 
 
-def serve_gradio(port: int, weights: Path) -> contextlib.AbstractContextManager[str]:
-    return serve([sys.executable, "app.py"], port, weights)
+def serve_gradio(port: int, weights: Path, **kw: Any) -> contextlib.AbstractContextManager[str]:
+    return serve([sys.executable, "app.py"], port, weights, **kw)
 
 
-def serve_streamlit(port: int, weights: Path) -> contextlib.AbstractContextManager[str]:
+def serve_streamlit(port: int, weights: Path, **kw: Any) -> contextlib.AbstractContextManager[str]:
     command = [sys.executable, "-m", "streamlit", "run", "demo/streamlit_app.py", "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true",
                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    return serve(command, port, weights, ready_path="/_stcore/health")
+    return serve(command, port, weights, ready_path="/_stcore/health", **kw)
 
 
 def chromium_missing() -> str | None:

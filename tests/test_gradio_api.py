@@ -47,6 +47,15 @@ def test_colorize_returns_the_original_resolution(client, tmp_path: Path, make_r
         assert np.abs(np.asarray(to_gray(Image.fromarray(arr)), int) - gray_in).mean() < 1
 
 
+def test_colorize_takes_a_family_name_as_the_cli_does(client, tmp_path: Path, make_rgb):
+    src = tmp_path / "fam.png"
+    Image.fromarray(make_rgb(40, 56, seed=7), "RGB").save(src)
+    image = gradio_client.handle_file(str(src))
+    by_family = client.predict(image, "eccv16", 0.0, 0, 128, api_name="/colorize")
+    by_weights = client.predict(image, "eccv16-tiny", 0.0, 0, 128, api_name="/colorize")
+    np.testing.assert_array_equal(np.asarray(Image.open(by_family)), np.asarray(Image.open(by_weights)))
+
+
 def test_colorize_reports_user_errors_in_plain_words(client, tmp_path: Path, make_rgb):
     src = tmp_path / "p.png"
     Image.fromarray(make_rgb(40, 40), "RGB").save(src)

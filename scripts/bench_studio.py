@@ -1,0 +1,170 @@
+"""How long a studio comparison takes as the user sees it: headless Chromium, click to last result.
+
+Starts ``app.py`` with the bundled weights (or ``--weights``), uploads a photo of about ``--megapixels``,
+and for each model set presses Colourise ``--repeat`` times (after one warm-up run), each time on a freshly
+uploaded photo so the results start empty. It prints, per run, the seconds from the click until every
+result slider shows both its pictures, until the metrics table is in, the studio's own wall-time note,
+and the summed per-model inference time read from the tiles. Not a test: it measures, it does not judge.
+
+    python scripts/bench_studio.py --threads 2 --repeat 3
+    python scripts/bench_studio.py --models resnet-regression,eccv16-w25 --screenshot /tmp/studio.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+from browser_util import chrome, chromium_missing, free_port, serve_gradio  # noqa: E402
+
+SIX = "resnet-regression,eccv16-w25,siggraph17-w25,unet-palette,pix2pix,autoencoder"
+
+
+def make_photos(folder: Path, megapixels: float) -> list[Path]:
+    """Two different colour photos of ``megapixels`` (upscaled examples; the pixels count, not detail)."""
+    from PIL import Image
+
+    out = []
+    for name in ("coffee.jpg", "rocket.jpg"):
+        with Image.open(REPO / "assets" / "examples" / name) as im:
+            scale = (megapixels * 1e6 / (im.width * im.height)) ** 0.5
+            big = im.convert("RGB").resize((round(im.width * scale), round(im.height * scale)),
+                                           Image.Resampling.BICUBIC)
+        path = folder / f"bench-{Path(name).stem}.jpg"
+        big.save(path, quality=92)
+        out.append(path)
+    return out
+
+
+def wait(predicate, timeout: float = 120.0, step: float = 0.01):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception:  # the page re-renders under us
+            value = None
+        if value:
+            return value
+        time.sleep(step)
+    raise TimeoutError("the page did not get there in time")
+
+
+SLIDERS_READY = """
+const n = arguments[0];
+const shown = [...document.querySelectorAll('[id^=cc-slider-]')].filter(e => e.offsetParent !== null);
+if (shown.length !== n) return false;
+return shown.every(s => {
+  const imgs = [...s.querySelectorAll('img')];
+  return imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0);
+});
+"""
+TABLE_READY = """
+const cells = document.querySelectorAll('#cc-metrics [role=gridcell]');
+return [...cells].some(c => c.textContent.includes(arguments[0]));
+"""
+
+
+def pick_models(driver, keys: list[str]) -> None:
+    from selenium.webdriver.common.by import By
+
+    for label in driver.find_elements(By.CSS_SELECTOR, "#cc-models label"):
+        box = label.find_element(By.TAG_NAME, "input")
+        if (box.get_attribute("name") in keys) != box.is_selected():
+            label.click()
+            time.sleep(0.3)  # let the knob-visibility round trip finish
+
+
+def upload(driver, photo: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    for clear in driver.find_elements(By.CSS_SELECTOR, "#cc-photo button[aria-label='Clear']"):
+        clear.click()
+    field = wait(lambda: driver.find_element(By.CSS_SELECTOR, "#cc-photo input[type=file]"))
+    field.send_keys(str(photo))
+    wait(lambda: driver.find_element(By.ID, "cc-empty").is_displayed())  # old results cleared
+    wait(lambda: driver.find_element(By.CSS_SELECTOR, "#cc-truth img").get_attribute("src"))
+    time.sleep(1.5)  # the gray write-back and its echo
+
+
+def one_run(driver, n: int) -> dict[str, float]:
+    from selenium.webdriver.common.by import By
+
+    from colorcore.studio import BASELINE_LABEL
+
+    button = driver.find_element(By.ID, "cc-run")
+    start = time.perf_counter()
+    button.click()
+    wait(lambda: driver.execute_script(SLIDERS_READY, n))
+    results = time.perf_counter() - start
+    wait(lambda: driver.execute_script(TABLE_READY, BASELINE_LABEL))
+    table = time.perf_counter() - start
+    captions = " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, "[id^=cc-caption-]"))
+    inference = sum(float(t) for t in re.findall(r"· (\d+\.\d+) s", captions))
+    note = driver.find_element(By.ID, "cc-timing").text
+    wall = float(re.search(r"in (\d+\.\d+) s", note).group(1))
+    return {"results": results, "table": table, "server": wall, "inference": inference}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", action="append",
+                        help="comma-separated picker keys; repeatable (default: the default pick, then six)")
+    parser.add_argument("--megapixels", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the server")
+    parser.add_argument("--weights", type=Path, default=REPO / "assets" / "weights")
+    parser.add_argument("--screenshot", type=Path, help="save the page after the last run here")
+    args = parser.parse_args()
+    if (why := chromium_missing()) is not None:
+        print(f"cannot run: {why}", file=sys.stderr)
+        return 2
+    if not args.models:
+        os.environ["COLORCORE_WEIGHTS_DIR"] = str(args.weights)
+        from colorcore import studio
+
+        args.models = [",".join(studio.default_selection(studio.list_choices())), SIX]
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = make_photos(Path(tmp), args.megapixels)
+        driver = chrome(Path(tmp) / "profile", width=1600, height=1400)
+        try:
+            with serve_gradio(free_port(), args.weights, threads=args.threads, timeout=180) as url:
+                driver.get(url)
+                wait(lambda: driver.find_element("css selector", "#cc-photo input[type=file]"))
+                print(f"photo {args.megapixels:g} MP, server torch threads {args.threads}, "
+                      f"{args.repeat} warm runs each (after one warm-up)")
+                print(f"{'models':>6}  {'click→results':>13}  {'click→metrics':>13}  {'server wall':>11}  "
+                      f"{'Σ inference':>11}")
+                for spec in args.models:
+                    keys = spec.split(",")
+                    pick_models(driver, keys)
+                    runs = []
+                    for i in range(args.repeat + 1):
+                        upload(driver, photos[i % 2])
+                        run = one_run(driver, len(keys))
+                        if i:
+                            runs.append(run)
+                    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                    print(f"{len(keys):>6}  {med['results']:>12.2f}s  {med['table']:>12.2f}s  "
+                          f"{med['server']:>10.2f}s  {med['inference']:>10.2f}s   ({spec}; runs: "
+                          + ", ".join(f"{r['results']:.2f}" for r in runs) + ")")
+                if args.screenshot:
+                    driver.execute_script("window.scrollTo(0, 0)")
+                    driver.save_screenshot(str(args.screenshot))
+        finally:
+            driver.quit()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
