@@ -86,8 +86,10 @@ class PlainName:
 # pretrained-encoder flagship, say) gets its plain name by adding an entry here and its place in the
 # picker by adding its key to RECOMMENDED; nothing else changes. Unlisted keys show their technical label.
 PLAIN_NAMES: dict[str, PlainName] = {
-    "resnet-regression": PlainName("Faithful", "the most accurate colour, a little muted"),
-    "eccv16-w25": PlainName("Vivid", "bolder colour, sometimes a wrong hue"),
+    "litecolor:faithful": PlainName("Faithful", "natural colour; it knows what things are"),
+    "litecolor:vivid": PlainName("Vivid", "bold, lifelike colour; a hue may be off"),
+    "resnet-regression": PlainName("Muted, from scratch", "sepia-leaning, learned from our photos"),
+    "eccv16-w25": PlainName("Vivid, from scratch", "bolder colour, often a wrong hue"),
     "siggraph17-w25": PlainName("Paint your own hints", "follows colours you paint on the photo"),
     "unet-palette": PlainName("Poster colours", "bright, flat colour from a small palette"),
     "pix2pix": PlainName("GAN U-Net", "a pix2pix generator, balanced colour"),
@@ -103,13 +105,17 @@ PLAIN_NAMES: dict[str, PlainName] = {
 # Best first. The picker lists installed choices in this order (others after them), the first one is
 # marked recommended and the default selection takes the first DEFAULT_PICKS of them (faithful + vivid).
 RECOMMENDED: tuple[str, ...] = (
-    "resnet-regression", "eccv16-w25", "siggraph17-w25", "unet-palette", "pix2pix", "autoencoder",
-    "fusion-w50", "eccv16-small", "autoencoder-13", "zhang-regression", "baseline",
+    "litecolor:faithful", "litecolor:vivid", "resnet-regression", "eccv16-w25", "siggraph17-w25",
+    "unet-palette", "pix2pix", "autoencoder", "fusion-w50", "eccv16-small", "autoencoder-13",
+    "zhang-regression", "baseline",
 )
 DEFAULT_PICKS = 2
 # The classroom's sweep and distribution plot use the first runnable 313-bin choice of this list (the
 # strongest first; the published weights only when already downloaded), else the first 313-bin choice.
-STRONGEST_GAMUT: tuple[str, ...] = ("eccv16-published", "eccv16-w25", "eccv16-small")
+STRONGEST_GAMUT: tuple[str, ...] = ("litecolor:vivid", "eccv16-published", "eccv16-w25", "eccv16-small")
+# A model with two heads (litecolor) is two choices, one per named decode: "KEY:faithful" runs its regression
+# head (no knobs), "KEY:vivid" its 313-bin head with the temperature / top-k knobs.
+TWO_HEAD_DECODES = {"faithful": "regression", "vivid": "gamut"}
 
 
 # ------------------------------------------------------------------------------------------ choices
@@ -127,6 +133,7 @@ class ModelChoice:
     kind: str  # "gamut" | "palette" | "regression" | "gan" | "hints"
     entries: tuple[WeightsEntry, ...]
     plain: PlainName | None = None
+    decode: str | None = None  # "faithful" or "vivid" for a two-head model's choices (TWO_HEAD_DECODES)
 
     @property
     def name(self) -> str:
@@ -221,21 +228,33 @@ def list_choices(entries: Iterable[WeightsEntry] | None = None) -> list[ModelCho
     entries = list(available_weights() if entries is None else entries)
     groups: dict[str, list[WeightsEntry]] = {}
     order: list[tuple[str, str]] = []  # (key, kind) in first-seen order
+    decodes: dict[str, str] = {}
     for entry in entries:
         kind = _kind(entry)
         # Palette weights of one model form one choice keyed by the model name (the bin knob picks).
         key = entry.model if kind == "palette" else entry.name
-        if key in groups:
+        if key in groups or f"{key}:faithful" in groups:
             if kind == "palette":
                 groups[key].append(entry)
             continue  # a duplicate weights name: the first (bundled) one wins, as in find_weights
+        if _has_two_heads(entry):
+            for decode, decode_kind in TWO_HEAD_DECODES.items():
+                groups[f"{key}:{decode}"] = [entry]
+                decodes[f"{key}:{decode}"] = decode
+                order.append((f"{key}:{decode}", decode_kind))
+            continue
         groups[key] = [entry]
         order.append((key, kind))
     choices = [ModelChoice(key, _label(key, kind, groups[key]), kind, tuple(groups[key]),
-                           PLAIN_NAMES.get(key)) for key, kind in order]
+                           PLAIN_NAMES.get(key), decodes.get(key)) for key, kind in order]
     rank = {key: i for i, key in enumerate(RECOMMENDED)}
     # Stable: bundled before downloads, then the recommended order, then the weights folder's order.
     return sorted(choices, key=lambda c: (not c.bundled, rank.get(c.key, len(rank))))
+
+
+def _has_two_heads(entry: WeightsEntry) -> bool:
+    """Whether the entry's model has a regression head beside its 313-bin head (litecolor)."""
+    return hasattr(get_spec(entry.model).model_cls, "forward_both")
 
 
 def find_choice(key: str, choices: Sequence[ModelChoice] | None = None) -> ModelChoice:
@@ -270,7 +289,7 @@ def _family_default(model: str, choices: Sequence[ModelChoice]) -> ModelChoice |
 def _single(choice: ModelChoice, entry: WeightsEntry) -> ModelChoice:
     """A one-entry choice for ``entry`` of ``choice`` (a palette size picked by its weights name)."""
     label = _label(entry.name, choice.kind, [entry])
-    return ModelChoice(entry.name, label, choice.kind, (entry,), choice.plain)
+    return ModelChoice(entry.name, label, choice.kind, (entry,), choice.plain, choice.decode)
 
 
 def default_selection(choices: Sequence[ModelChoice], count: int = DEFAULT_PICKS) -> list[str]:
@@ -385,6 +404,8 @@ class Knobs:
 
     def decoding(self, choice: ModelChoice) -> dict[str, Any]:
         """``temperature`` / ``top_k`` / ``method`` keyword arguments for ``choice``'s decoder."""
+        if choice.decode == "faithful":
+            return {"method": "faithful"}
         if choice.kind == "gamut":
             if self.method == "annealed":
                 return {"method": "annealed", "temperature": float(self.temperature)}

@@ -84,7 +84,7 @@ def test_plain_names_cover_every_bundled_model():
     from colorcore.weights import bundled_weights
 
     bundled = bundled_weights(Path(__file__).resolve().parents[1] / "assets" / "weights")
-    keys = {"unet-palette" if e.model == "unet-palette" else e.name for e in bundled}
+    keys = {c.key for c in studio.list_choices(bundled)}
     assert keys <= set(studio.PLAIN_NAMES), keys - set(studio.PLAIN_NAMES)
     assert set(studio.RECOMMENDED) <= set(studio.PLAIN_NAMES)
     assert all(len(p.blurb) <= 45 for p in studio.PLAIN_NAMES.values())  # short in the picker
@@ -488,3 +488,25 @@ def test_metric_headers_say_which_way_is_better():
     assert studio.metric_header("psnr") == "PSNR ↑"
     assert studio.metric_header("ciede2000") == "ΔE2000 ↓"
     assert "PSNR in dB" in studio.metric_units() and "ImgSim in %" in studio.metric_units()
+
+
+def test_a_two_head_model_is_a_faithful_and_a_vivid_choice(color_image, monkeypatch):
+    assets = Path(__file__).resolve().parents[1] / "assets" / "weights"
+    monkeypatch.setenv("COLORCORE_WEIGHTS_DIR", str(assets))  # the real flagship weights
+    studio.load_model.cache_clear()
+    choices = studio.list_choices()
+    faithful = studio.find_choice("litecolor:faithful", choices)
+    vivid = studio.find_choice("litecolor:vivid", choices)
+    assert (faithful.kind, faithful.decode) == ("regression", "faithful")
+    assert (vivid.kind, vivid.decode) == ("gamut", "vivid")
+    assert faithful.entries == vivid.entries  # one weights file, two decodes
+    knobs = studio.Knobs(temperature=0.38, size=None)
+    assert knobs.decoding(faithful) == {"method": "faithful"}
+    assert knobs.decoding(vivid) == {"method": "annealed", "temperature": 0.38}
+    assert studio.default_selection(choices) == ["litecolor:faithful", "litecolor:vivid"]
+    assert studio.strongest_classifier(choices).key == "litecolor:vivid"
+    assert studio.find_choice("litecolor", choices).decode == "faithful"  # a family name: the first decode
+    comparison = studio.run_comparison(color_image, ["litecolor:faithful", "litecolor:vivid"], knobs,
+                                       choices=choices)
+    a, b = (np.asarray(r.image) for r in comparison.results)
+    assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).mean() > 1
