@@ -176,9 +176,19 @@ def load_safetensors_entry(entry: WeightsEntry) -> nn.Module:
         tensors = load_file(str(entry.file))
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{entry.file} is not a readable safetensors file: {exc}") from exc
-    model = build_model(entry.model, **entry.config)
+    model = build_model(entry.model, **without_backbone_download(entry.config))
     _load_state(model, tensors, entry.source)
     return model
+
+
+# Config keys that make a model load ImageNet weights when built; a weights file already holds those tensors.
+BACKBONE_WEIGHT_KEYS = ("encoder_weights", "backbone_weights")
+
+
+def without_backbone_download(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with ImageNet initialisation switched off, so loading bundled weights needs neither the
+    backbone's package nor a download (the file overwrites every tensor anyway)."""
+    return {k: None if k in BACKBONE_WEIGHT_KEYS else v for k, v in config.items()}
 
 
 def _load_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:

@@ -337,3 +337,14 @@ def test_transfer_learning_families_take_the_imagenet_lite_encoder(name, config,
 def test_transfer_learning_families_still_load_their_bundled_weights():
     for name in ("pix2pix", "fusion-w50", "resnet-regression"):
         create_model(name, pretrained=True)
+
+
+def test_bundled_flagship_loads_without_the_backbone_package(monkeypatch):
+    def no_package(variant):
+        raise WeightsError("the package is not installed")
+
+    monkeypatch.setattr(eff, "weights_path", no_package)
+    model = create_model("litecolor", pretrained=True)
+    assert model.weights_entry.config["encoder_weights"] == "imagenet"  # how it was trained
+    with torch.no_grad():
+        assert model.predict_ab(torch.full((1, 1, 64, 64), 60.0)).shape == (1, 2, 64, 64)
