@@ -278,6 +278,7 @@ class Colorizer:
         so ``merge(*predict_small(x))`` equals ``predict(x).rgb``.
         """
         check_decoding(temperature, top_k, method)
+        check_faithful(self.model, method)
         with torch.inference_mode():
             prepared = self._prepare(image, None)
             ab_small, _ = self._infer([prepared], temperature, top_k, method, False)
