@@ -43,6 +43,8 @@ from colorcore.video_temporal import Propagator, Temporal
 
 MAX_FRAMES = 54_000  # 30 minutes at 30 fps: a family film reel, not a feature (hours of CPU time)
 MAX_FRAME_PIXELS = 4096 * 2304  # DCI 4K and a little more; 8K frames (33 MP) are refused
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow")
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # Audio codecs the MP4/MOV muxers take as they are; anything else is re-encoded to AAC there.
 _MP4_AUDIO = frozenset({"aac", "mp3", "alac", "opus", "flac", "ac3", "eac3"})
@@ -122,6 +124,8 @@ class VideoOptions:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if isinstance(self.crf, bool) or not isinstance(self.crf, int) or not 0 <= self.crf <= 51:
             raise ConfigError(f"crf must be an integer in [0, 51], got {self.crf!r}")
+        if self.preset not in X264_PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}; use one of {', '.join(X264_PRESETS)}")
         check_decoding(self.temperature, self.top_k, self.method)
 
     @property
@@ -342,7 +346,10 @@ def colorize_video(
     try:
         with ExitStack() as stack:
             container = stack.enter_context(_open(src))
-            report = _transcode(colorizer, container, src, tmp, fmt, options, progress, should_stop, began)
+            try:
+                report = _transcode(colorizer, container, src, tmp, fmt, options, progress, should_stop)
+            except av.FFmpegError as exc:  # a decoder, encoder or muxer failure deep in the clip
+                raise VideoError(f"{src}: FFmpeg could not process the clip ({_reason(exc)})") from None
         os.replace(tmp, dest)
     except BaseException:  # errors, cancel and Ctrl-C alike: nothing half-written stays behind
         tmp.unlink(missing_ok=True)
@@ -352,7 +359,7 @@ def colorize_video(
 
 def _transcode(colorizer: Colorizer, container: av.container.InputContainer, src: Path, tmp: Path, fmt: str,
                options: VideoOptions, progress: Callable[[int, int | None], None] | None,
-               should_stop: Callable[[], bool] | None, began: float) -> VideoReport:
+               should_stop: Callable[[], bool] | None) -> VideoReport:
     stream = _video_stream(container, src)
     threads = max(1, torch.get_num_threads())
     stream.thread_type = "AUTO"
@@ -380,7 +387,7 @@ def _transcode(colorizer: Colorizer, container: av.container.InputContainer, src
     out = av.open(str(tmp), mode="w", format=fmt)
     try:
         return _encode_all(colorizer, container, stream, audio_in, out, src, fmt, options, fps, total,
-                           start, end, threads, progress, should_stop, began)
+                           start, end, threads, progress, should_stop)
     finally:
         out.close()
 
@@ -399,8 +406,8 @@ def _encode_all(colorizer: Colorizer, container: av.container.InputContainer,
                 stream: av.video.stream.VideoStream, audio_in: av.audio.stream.AudioStream | None,
                 out: av.container.OutputContainer, src: Path, fmt: str, options: VideoOptions, fps: float,
                 total: int | None, start: float, end: float | None, threads: int,
-                progress: Callable[[int, int | None], None] | None, should_stop: Callable[[], bool] | None,
-                began: float) -> VideoReport:
+                progress: Callable[[int, int | None], None] | None,
+                should_stop: Callable[[], bool] | None) -> VideoReport:
     notes: list[str] = []
     audio_mode, audio_out, audio_encoder = "none", None, None
     if audio_in is not None:
@@ -490,8 +497,8 @@ def _encode_all(colorizer: Colorizer, container: av.container.InputContainer,
     if announced and end is None and start == 0 and done < announced - 1:
         notes.append(f"the clip ended after {done} of the {announced} frames its header announces "
                      "(truncated?)")
-    return VideoReport(Path(), done, time.perf_counter() - began, cuts, video_out.width, video_out.height,
-                       audio_mode, tuple(notes))
+    # colorize_video fills in the output's name and the time taken.
+    return VideoReport(Path(), done, 0.0, cuts, video_out.width, video_out.height, audio_mode, tuple(notes))
 
 
 def _add_video_stream(out: av.container.OutputContainer, first: av.VideoFrame,

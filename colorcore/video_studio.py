@@ -49,6 +49,11 @@ def default_model(choices: Sequence[studio.ModelChoice]) -> str | None:
     return first or (keys[0] if keys else None)
 
 
+def decoding(choice: studio.ModelChoice) -> dict[str, object]:
+    """The decoder the studio uses for ``choice`` at its default knobs (a two-head model's named decode)."""
+    return dict(studio.Knobs(size=None).decoding(choice))
+
+
 def colorize_clip(
     src: str | Path | None,
     model: str,
@@ -69,7 +74,8 @@ def colorize_clip(
         raise ConfigError(NO_CLIP)
     src = Path(src)
     choice = studio.find_choice(model, video_choices(choices))
-    options = VideoOptions(stability=float(stability), duration=PREVIEW_SECONDS if preview else None)
+    options = VideoOptions(stability=float(stability), duration=PREVIEW_SECONDS if preview else None,
+                           **decoding(choice))
     info = probe(src)  # a bad file fails before the model is loaded
     colorizer = studio.colorizer(choice.entry(), None)
     stem = re.sub(r"[^\w.-]+", "_", src.stem)[:60] or "clip"
@@ -112,4 +118,4 @@ class StopFlags:
 
 
 __all__ = ["ClipResult", "NO_CLIP", "PREVIEW_SECONDS", "STABILITY_DEFAULT", "StopFlags", "VIDEO_EXTENSIONS",
-           "colorize_clip", "default_model", "video_choices"]
+           "colorize_clip", "decoding", "default_model", "video_choices"]

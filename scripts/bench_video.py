@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from skimage import data
 
-from colorcore import studio
+from colorcore import studio, video_studio
 from colorcore.color import rgb_to_lab
 from colorcore.metrics import auc, psnr
 from colorcore.pipeline import Colorizer
@@ -118,12 +118,39 @@ def flicker(frames: list[np.ndarray], shots: list[Shot]) -> float:
     return float(np.mean(values))
 
 
-def quality(colorizer: Colorizer, shots: list[Shot], stability: float) -> dict[str, float | list]:
+def quality(colorizer: Colorizer, shots: list[Shot], options: VideoOptions) -> dict[str, float]:
     truth = list(true_frames(shots))
-    out = [f.rgb for f in colorize_frames(colorizer, truth, VideoOptions(stability=stability))]
+    out = [f.rgb for f in colorize_frames(colorizer, truth, options)]
     return {"psnr": float(np.mean([psnr(o, t) for o, t in zip(out, truth, strict=True)])),
             "auc": float(np.mean([auc(o, t) for o, t in zip(out, truth, strict=True)])),
             "flicker": flicker(out, shots)}
+
+
+def compare(colorizer: Colorizer, shots: list[Shot], stability: float, decode: dict[str, object]) -> None:
+    """Print the flicker and quality table: truth, gray, per-frame and propagated."""
+    truth = list(true_frames(shots))
+    truth_flicker = flicker(truth, shots)
+    gray = [colorizer.merge(colorizer.predict_small(t)[0], torch.zeros(2, 1, 1)) for t in truth]  # ab = 0
+    gray_psnr = np.mean([psnr(g, t) for g, t in zip(gray, truth, strict=True)])
+    gray_auc = np.mean([auc(g, t) for g, t in zip(gray, truth, strict=True)])
+    del truth, gray
+    t0 = time.perf_counter()
+    per_frame = quality(colorizer, shots, VideoOptions(stability=0.0, **decode))
+    propagated = quality(colorizer, shots, VideoOptions(stability=stability, **decode))
+    excess_pf, excess_pr = per_frame["flicker"] - truth_flicker, propagated["flicker"] - truth_flicker
+    print("\n| output | flicker (mean abs delta ab) | excess over truth | PSNR (dB) | AuC (%) |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| truth | {truth_flicker:.3f} | 0 | | |")
+    print(f"| gray (ab = 0) | 0 | | {gray_psnr:.2f} | {gray_auc:.2f} |")
+    print(f"| per-frame (stability 0) | {per_frame['flicker']:.3f} | {excess_pf:.3f} | "
+          f"{per_frame['psnr']:.2f} | {per_frame['auc']:.2f} |")
+    print(f"| propagated (stability {stability}) | {propagated['flicker']:.3f} | {excess_pr:.3f} | "
+          f"{propagated['psnr']:.2f} | {propagated['auc']:.2f} |")
+    reduction = 1 - excess_pr / excess_pf if excess_pf > 0 else float("nan")
+    print(f"\nexcess flicker reduced by {100 * reduction:.1f} % (target >= 50 %); PSNR "
+          f"{propagated['psnr'] - per_frame['psnr']:+.2f} dB, AuC "
+          f"{propagated['auc'] - per_frame['auc']:+.2f} points (target >= -0.2 each); "
+          f"{time.perf_counter() - t0:.0f} s")
 
 
 def write_clip(path: Path, shots: list[Shot], loops: int = 1) -> int:
@@ -141,14 +168,21 @@ def write_clip(path: Path, shots: list[Shot], loops: int = 1) -> int:
     return count
 
 
+def load(key: str) -> tuple[Colorizer, dict[str, object]]:
+    """The studio's colourizer for a picker key, at its training size, and the decoder the studio uses."""
+    choice = studio.find_choice(key)
+    return studio.colorizer(choice.entry(), None), video_studio.decoding(choice)
+
+
 def child(src: Path, model: str, threads: int, stability: float) -> None:
     """Colourise ``src`` in this (fresh) process; print fps and peak RSS as JSON."""
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    colorizer = Colorizer(studio.load_model(model), size=None)
+    colorizer, decode = load(model)
     with tempfile.TemporaryDirectory() as tmp:
         cpu = time.process_time()
-        report = colorize_video(colorizer, src, Path(tmp) / "out.mp4", VideoOptions(stability=stability))
+        options = VideoOptions(stability=stability, **decode)
+        report = colorize_video(colorizer, src, Path(tmp) / "out.mp4", options)
         cpu = time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": report.frames, "seconds": report.seconds, "fps": report.fps,
@@ -164,11 +198,13 @@ def run_child(src: Path, model: str, threads: int, stability: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help="weights name (default: the studio's first default)")
+    parser.add_argument("--model", default=None,
+                        help="a studio model key, e.g. resnet-regression (default: the studio's first)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=90, help="frames in the clip (three shots)")
     parser.add_argument("--stability", type=float, default=VideoOptions().stability)
     parser.add_argument("--skip-rss", action="store_true", help="skip the 10x longer clip")
+    parser.add_argument("--skip-quality", action="store_true", help="only speed and memory")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     model = args.model or studio.default_selection(studio.list_choices())[0]
@@ -178,35 +214,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     shots = make_shots(args.frames)
-    colorizer = Colorizer(studio.load_model(model), size=None)
+    colorizer, decode = load(model)
     frames = sum(len(s.maps) for s in shots)
     print(f"model {model} at {colorizer.size} px, {frames} frames of {WIDTH}x{HEIGHT} (pan, zoom, cut, "
           f"pan+zoom), {args.threads} threads, stability {args.stability}, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
 
-    truth = list(true_frames(shots))
-    truth_flicker = flicker(truth, shots)
-    gray = [colorizer.merge(colorizer.predict_small(t)[0], torch.zeros(2, 1, 1)) for t in truth]  # ab = 0
-    gray_psnr = np.mean([psnr(g, t) for g, t in zip(gray, truth, strict=True)])
-    gray_auc = np.mean([auc(g, t) for g, t in zip(gray, truth, strict=True)])
-    del truth, gray
-    t0 = time.perf_counter()
-    per_frame = quality(colorizer, shots, 0.0)
-    propagated = quality(colorizer, shots, args.stability)
-    excess_pf, excess_pr = per_frame["flicker"] - truth_flicker, propagated["flicker"] - truth_flicker
-    print("\n| output | flicker (mean abs delta ab) | excess over truth | PSNR (dB) | AuC (%) |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| truth | {truth_flicker:.3f} | 0 | | |")
-    print(f"| gray (ab = 0) | 0 | | {gray_psnr:.2f} | {gray_auc:.2f} |")
-    print(f"| per-frame (stability 0) | {per_frame['flicker']:.3f} | {excess_pf:.3f} | "
-          f"{per_frame['psnr']:.2f} | {per_frame['auc']:.2f} |")
-    print(f"| propagated (stability {args.stability}) | {propagated['flicker']:.3f} | {excess_pr:.3f} | "
-          f"{propagated['psnr']:.2f} | {propagated['auc']:.2f} |")
-    reduction = 1 - excess_pr / excess_pf if excess_pf > 0 else float("nan")
-    print(f"\nexcess flicker reduced by {100 * reduction:.1f} % (target >= 50 %); PSNR "
-          f"{propagated['psnr'] - per_frame['psnr']:+.2f} dB, AuC "
-          f"{propagated['auc'] - per_frame['auc']:+.2f} points (target >= -0.2 each); "
-          f"{time.perf_counter() - t0:.0f} s")
+    if not args.skip_quality:
+        compare(colorizer, shots, args.stability, decode)
 
     with tempfile.TemporaryDirectory() as tmp:
         short = Path(tmp) / "clip.mp4"

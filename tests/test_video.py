@@ -69,6 +69,14 @@ def test_predict_small_then_merge_is_predict(colorizer: Colorizer, color_image) 
 # -- propagation -------------------------------------------------------------------------------------
 
 
+def test_propagated_frames_keep_each_frames_own_full_resolution_gray(colorizer: Colorizer) -> None:
+    frames = [clip_frame(i, 48, 64) for i in range(5)]
+    for frame, out in zip(frames, colorize_frames(colorizer, frames), strict=True):
+        gray = colorizer.predict_small(frame)[0]
+        assert np.array_equal(out.gray, gray)
+        assert np.array_equal(out.rgb, colorizer.merge(gray, torch.from_numpy(out.ab_small)))
+
+
 def test_stability_zero_is_per_frame_colouring(colorizer: Colorizer) -> None:
     frames = [clip_frame(i, 48, 64) for i in range(4)]
     for frame, out in zip(frames, colorize_frames(colorizer, frames, VideoOptions(stability=0)), strict=True):
@@ -146,10 +154,11 @@ def test_clip_round_trip_keeps_size_timestamps_gray_and_audio(colorizer: Coloriz
     rgb_in, times_in = _decode(src)
     rgb_out, times_out = _decode(report.output)
     assert times_out == times_in and len(times_in) == 10
-    # The output's CIE L is the input's, up to the 4:2:0 encode: colour is added, lightness kept.
+    # The output's CIE L is the input's up to the encode: 4:2:0 halves the chroma resolution, and L
+    # computed back from RGB moves with the chroma at the black corner's edges.
     gray = [(colorizer.predict_small(a)[0].astype(int), colorizer.predict_small(b)[0])
             for a, b in zip(rgb_in, rgb_out, strict=True)]
-    assert max(np.abs(a - b).mean() for a, b in gray) < 2.5
+    assert max(np.abs(a - b).mean() for a, b in gray) < 4
     assert np.abs(rgb_out[0][..., 0].astype(int) - rgb_out[0][..., 2]).mean() > 1  # it has colour
     assert _audio_payloads(report.output) == _audio_payloads(src)  # copied packet for packet
 
