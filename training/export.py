@@ -104,6 +104,11 @@ def _lineage_lines(init: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _trainer(training: dict[str, Any]) -> str:
+    command = str(training.get("command") or "")
+    return "python -m training.train_decoder" if "train_decoder" in command else "python -m training.train"
+
+
 def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
     """Human-readable model card of an exported run."""
     t = entry_card["training"]
@@ -112,7 +117,7 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
     lines = [
         f"# {name}",
         "",
-        f"Model `{entry_card['model']}` trained with `python -m training.train` and exported by "
+        f"Model `{entry_card['model']}` trained with `{_trainer(t)}` and exported by "
         "`python -m training.export`.",
         "",
         "## Configuration",
@@ -132,6 +137,14 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
     ]
     if t.get("data_manifest"):
         lines.append(f"- data manifest: {t['data_manifest']}")
+    cache = t.get("feature_cache")
+    if cache:
+        lines.append(f"- encoder features cached once by `python -m training.feature_cache`: "
+                     f"{cache['photos']} photos x {cache['flips']} flips at {cache['size']} px, "
+                     f"{cache['seconds']:.0f} s on {cache['threads']} CPU thread(s) (not in the wall time)")
+    if t.get("holdout_images"):
+        lines.append(f"- best checkpoint chosen on {t['holdout_images']} train photos held out from training "
+                     "(seeded); val is only reported")
     lines += [
         f"- steps: {t.get('steps')} ({t.get('epochs')} epochs) at batch size {t.get('batch_size')} x "
         f"{t.get('world_size', 1)} process(es), size {t.get('size')} px, lr {t.get('lr')}, "
@@ -228,6 +241,8 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manif
         "augment": facts.get("augment"),
         "objective": run_config.get("objective", state.get("objective_kind")),
         "stop_reason": counters.get("stop_reason", ""),
+        "holdout_images": facts.get("holdout_images"),
+        "feature_cache": facts.get("feature_cache"),
         "command": run_config.get("command", ""),
     }
     if args.get("init"):
