@@ -214,6 +214,12 @@ def test_feature_cache_then_phase1_training_export_and_pipeline(photo_folder, tm
     both = {"litecolor-test:faithful", "litecolor-test:vivid"}
     assert both <= set(json.loads(json_out.read_text())["models"])
     assert cli.main([*argv, "--models", "litecolor-test:shiny"]) != 0
+    from training import cards
+
+    assert "litecolor-test" in cards.update_cards(json_out, weights_dir)
+    card = json.loads((weights_dir / "litecolor-test.json").read_text())
+    assert set(card["evaluation"]["decodes"]) == {"faithful", "vivid"}
+    assert "| metric | faithful | vivid | gray (ab = 0) |" in (weights_dir / "litecolor-test.md").read_text()
 
     # phase 2: the ordinary trainer fine-tunes the whole network end to end from the phase-1 weights
     from training import train

@@ -36,7 +36,10 @@ def update_cards(results_path: Path, folder: Path | None = None,
         raise KeyError(f"no bundled weights named {', '.join(unknown)}")
     updated = []
     for entry in entries:
-        row = results["models"].get(entry.name)
+        # A two-head model has one row per named decode ("litecolor:faithful", "litecolor:vivid").
+        decodes = {label.split(":", 1)[1]: r for label, r in results["models"].items()
+                   if label.startswith(f"{entry.name}:")}
+        row = results["models"].get(entry.name) or next(iter(decodes.values()), None)
         if row is None and defaults is None:
             continue
         card = dict(entry.card)
@@ -45,6 +48,8 @@ def update_cards(results_path: Path, folder: Path | None = None,
                 "data": results["data"], "photos": results["photos"], "size": row["size"],
                 "metrics": row["metrics"], "gray": results["gray"],
             }
+            if decodes:
+                card["evaluation"]["decodes"] = {d: r["metrics"] for d, r in decodes.items()}
         if defaults is not None:
             card["default"] = entry.name in defaults
         atomic_write_text(folder / f"{entry.name}.json", json.dumps(card, indent=2) + "\n")

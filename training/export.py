@@ -177,19 +177,20 @@ def evaluation_markdown(evaluation: dict[str, Any] | None) -> list[str]:
     """The card section written by ``python -m training.cards`` (full val set, through the pipeline)."""
     if not evaluation:
         return []
+    columns = evaluation.get("decodes") or {"model": evaluation["metrics"]}
     lines = [
         "## Evaluation through the pipeline",
         "",
         f"`python -m colorcore evaluate` on {evaluation['photos']} photos of `{evaluation['data']}` at "
         f"{evaluation['size']} px working size, output at full resolution:",
         "",
-        "| metric | model | gray (ab = 0) |",
-        "|---|---:|---:|",
+        "| metric | " + " | ".join(columns) + " | gray (ab = 0) |",
+        "|---|" + "---:|" * (len(columns) + 1),
     ]
-    for key, value in evaluation["metrics"].items():
+    for key in evaluation["metrics"]:
         g = evaluation["gray"].get(key)
-        shown = "n/a" if value is None else f"{value:.4g}"
-        lines.append(f"| {key} | {shown} | {'n/a' if g is None else f'{g:.4g}'} |")
+        shown = ["n/a" if m.get(key) is None else f"{m[key]:.4g}" for m in columns.values()]
+        lines.append(f"| {key} | {' | '.join(shown)} | {'n/a' if g is None else f'{g:.4g}'} |")
     return [*lines, ""]
 
 
