@@ -28,3 +28,8 @@ def test_hub_load_returns_the_bundled_model_in_eval_mode():
         torch.testing.assert_close(
             model.predict_ab(l), create_model("eccv16-w25", pretrained=True).eval().predict_ab(l)
         )
+
+
+def test_hub_load_gives_the_flagship():
+    model = torch.hub.load(str(ROOT), "litecolor", source="local")
+    assert type(model).__name__ == "LiteColor" and model.weights_entry.name == "litecolor"
