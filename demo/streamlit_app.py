@@ -136,7 +136,9 @@ def clicked_pixel(click: dict | None, image: Image.Image) -> tuple[int, int] | N
 
 def click_view(image: Image.Image, key: str) -> dict | None:
     """``image`` shown enlarged and clickable; returns the last click (repeated on every rerun) or None."""
-    return streamlit_image_coordinates(studio.zoomed(image), key=key, cursor="crosshair")
+    # Fitted to the column: a 600 px photo in a 400 px column was clipped, and clicks missed their pixel.
+    return streamlit_image_coordinates(studio.zoomed(image), key=key, cursor="crosshair", width="stretch",
+                                       image_format="JPEG", jpeg_quality=90)
 
 
 def hint_picker(gray: Image.Image, stem: str) -> Hints | None:

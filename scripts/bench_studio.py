@@ -151,7 +151,11 @@ def main() -> int:
                     runs = []
                     for i in range(args.repeat + 1):
                         upload(driver, photos[i % 2])
-                        run = one_run(driver, len(keys))
+                        try:
+                            run = one_run(driver, len(keys))
+                        except TimeoutError:
+                            driver.save_screenshot(str(Path(tmp).parent / "bench_studio_timeout.png"))
+                            raise
                         if i:
                             runs.append(run)
                     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}

@@ -206,7 +206,7 @@ def test_gradio_studio(gradio_url: str, driver, tmp_path: Path):
     time.sleep(1)
     sidebar, results = css(By.ID, "cc-models"), css(By.ID, "cc-empty")
     assert results.location["x"] > sidebar.location["x"] + sidebar.size["width"] - 5
-    assert results.location["y"] < sidebar.location["y"]
+    assert results.location["y"] < sidebar.location["y"] + sidebar.size["height"]
 
 
 def test_gradio_offline_message_is_whole(gradio_url: str, driver, tmp_path: Path):
@@ -297,8 +297,8 @@ def test_streamlit_twin(weights: Path, driver, tmp_path: Path):
                  and "No upload yet" not in driver.page_source, what="uploaded photo in use")
 
         # The recommended model is picked, its chip shows the plain name in full; add a 313-bin one.
-        chip = wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "button[aria-label^='Remove ']"),
-                        what="model chip")
+        chip = wait_for(lambda: driver.find_element(
+            By.CSS_SELECTOR, "[data-testid=stMultiSelect] button[aria-label^='Remove ']"), what="model chip")
         assert chip.get_attribute("aria-label") == "Remove ★ Poster colours"
         # Not cut off: the chip's text fits in the chip.
         fits = "const t = arguments[0].parentElement; return t.scrollWidth <= t.clientWidth"
@@ -355,9 +355,7 @@ def test_streamlit_twin(weights: Path, driver, tmp_path: Path):
         finally:
             driver.switch_to.default_content()
         # ... and compares with the ground truth on request.
-        toggle = next(e for e in driver.find_elements(By.CSS_SELECTOR, "[data-testid=stCheckbox] label, "
-                                                      "[data-testid=stToggle] label, label")
-                      if "Compare with the ground truth" in e.text)
+        toggle = driver.find_element(By.CSS_SELECTOR, "input[role=switch][aria-label^='Compare with']")
         driver.execute_script("arguments[0].click()", toggle)
         wait_for(lambda: slider_frames() and "ground truth" in slider_frames()[0].get_attribute("srcdoc"),
                  what="slider against the truth")
