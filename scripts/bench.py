@@ -80,7 +80,7 @@ def load(model_name: str, weights: str | None, *, bundled: bool) -> tuple[nn.Mod
         return create_model(model_name, pretrained=weights).eval(), f"weights {weights}"
     named = find_weights(model_name)  # a weights name such as "siggraph17-w25"
     if bundled and named is not None and named.file is not None:
-        return create_model(named.name).eval(), f"bundled weights {named.name}"
+        return create_model(named.model, pretrained=named.name).eval(), f"bundled weights {named.name}"
     entries = [e for e in available_weights(model_name) if e.file is not None] if bundled else []
     if entries:
         name = entries[0].name
