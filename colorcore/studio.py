@@ -1160,8 +1160,14 @@ photos.
 A **classification** model (Zhang et al., ECCV 2016) splits the ab plane into 313 bins and predicts a
 *probability for each bin*, trained with cross-entropy and with rare, saturated colours re-weighted.
 It can say "40 % red, 35 % blue" instead of averaging them. Decoding picks a colour from that
-distribution: the plain mean (T = 1) is sepia again, the mode (T → 0) is vivid but patchy, and the
-**annealed mean** at T = 0.38 sharpens the distribution first, a compromise between both.
+distribution: the plain mean (T = 1) is the most muted (sepia wherever the model is unsure), the mode
+(T → 0) is vivid but patchy, and the **annealed mean** at T = 0.38 sharpens the distribution first, a
+compromise between both.
+
+The recommended model has both kinds of head on one network that knows what things are (its encoder was
+trained on ImageNet): *Faithful* is its regression head (L1, the per-pixel median, so less sepia than a
+squared error, still muted) and *Vivid* its 313-bin head at T = 0.38. Where it is sure (grass, sky), even
+its mean is colourful; the sweep changes most where it hesitates.
 
 Pick a pixel to see its distribution; the sweep shows the same photo from the mean to the mode.
 """
