@@ -112,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", metavar="INPUT", type=Path, help="a video file (any container FFmpeg reads)")
     p.add_argument("--model", required=True, help="model or weights name (see `models`), or a weights file")
     p.add_argument("--out", required=True, type=Path, help="output video (.mp4, .m4v, .mov or .mkv)")
-    p.add_argument("--stability", type=_unit_float, default=0.8,
+    p.add_argument("--stability", type=_unit_float, default=0.9,
                    help="0 colours each frame on its own; up to 1 carries colours along the motion "
-                        "(default 0.8)")
+                        "(default 0.9)")
     p.add_argument("--start", type=_seconds, default=0.0, help="start this many seconds into the clip")
     p.add_argument("--duration", type=_positive_float, default=None, help="colourise only this many seconds")
     p.add_argument("--temperature", type=_positive_float, default=None,

@@ -101,7 +101,7 @@ class VideoOptions:
         temperature, top_k, method: decoding knobs for classification models (None: the model's).
     """
 
-    stability: float = 0.8
+    stability: float = Temporal.stability
     start: float = 0.0
     duration: float | None = None
     max_frames: int = MAX_FRAMES

@@ -3,7 +3,7 @@
 Usage::
 
     python scripts/bench_video.py [--model resnet-regression] [--threads 2] [--frames 90]
-        [--stability 0.8] [--skip-rss]
+        [--stability 0.9] [--skip-rss]
 
 The clip (640 x 360, 25 fps) is made here from two ``skimage.data`` photos, upscaled: a third of the frames
 pan across ``coffee``, a third zoom into it, then a cut to ``astronaut``, panned and zoomed at once. Each

@@ -256,7 +256,7 @@ def test_streamlit_video_page_renders_and_asks_for_a_clip(tiny_trained_weights: 
     page.run(timeout=60)
     assert not page.exception
     assert page.selectbox(key="video_model").value == tiny_trained_weights.name
-    assert page.slider(key="video_stability").value == pytest.approx(0.8)
+    assert page.slider(key="video_stability").value == pytest.approx(VideoOptions().stability)
     page.button(key="video_preview").click().run(timeout=60)
     assert not page.exception and any("Upload a video clip" in w.value for w in page.warning)
 
