@@ -131,6 +131,12 @@ def photo_folder(tmp_path_factory) -> Path:
     return root
 
 
+def phase1_argv(cache: Path) -> list[str]:
+    """A 6-step phase-1 run on ``cache`` with an evaluation every 3 steps."""
+    steps = ["--steps", "6", "--batch-size", "4", "--eval-every", "3"]
+    return ["--cache", str(cache), *steps, "--holdout", "0.25"]
+
+
 TINY = ["encoder=lite0", "decoder=[32,24,16,16]", "global_dim=16"]
 
 
@@ -169,24 +175,7 @@ def test_feature_cache_then_phase1_training_export_and_pipeline(photo_folder, tm
     )
 
     run = tmp_path / "run"
-    argv = [
-        "--cache",
-        str(cache),
-        "--val-cache",
-        str(cache),
-        "--out",
-        str(run),
-        "--steps",
-        "6",
-        "--batch-size",
-        "4",
-        "--eval-every",
-        "3",
-        "--holdout",
-        "0.25",
-        "--lr",
-        "3e-3",
-    ]
+    argv = [*phase1_argv(cache), "--val-cache", str(cache), "--out", str(run), "--lr", "3e-3"]
     assert train_decoder.main(argv) == 0
     history = torch.load(run / "last.pt", weights_only=True)["history"]
     assert [r["step"] for r in history] == [3, 6]
@@ -271,18 +260,7 @@ def test_phase1_resume_is_bit_identical(photo_folder, tmp_path):
         size=64,
         progress=False,
     )
-    base = [
-        "--cache",
-        str(cache),
-        "--steps",
-        "6",
-        "--batch-size",
-        "4",
-        "--eval-every",
-        "3",
-        "--holdout",
-        "0.25",
-    ]
+    base = phase1_argv(cache)
     assert train_decoder.main([*base, "--out", str(tmp_path / "a")]) == 0
     assert train_decoder.main([*base, "--out", str(tmp_path / "b"), "--stop-after", "4"]) == 0
     assert train_decoder.main([*base, "--out", str(tmp_path / "b"), "--resume"]) == 0
