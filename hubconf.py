@@ -26,8 +26,6 @@ def _entrypoint(name: str) -> Callable[..., nn.Module]:
 
 
 # Names hold dashes, so they are set as module attributes (torch.hub looks them up with getattr).
-for _name in sorted(
-    {e.name for e in available_weights() if e.file is not None}
-    | {e.model for e in available_weights() if e.file is not None}
-):
+_bundled = [e for e in available_weights() if e.file is not None]
+for _name in sorted({e.name for e in _bundled} | {e.model for e in _bundled}):
     globals()[_name] = _entrypoint(_name)

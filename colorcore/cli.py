@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from colorcore.errors import ColorcoreError, ConfigError, ImageLoadError
 from colorcore.io import atomic_write_bytes, atomic_write_text, iter_image_files, load_image, save_png
+from colorcore.models.litecolor import has_regression_head
 from colorcore.pipeline import DECODE_METHODS, MAX_SIZE, MIN_SIZE, Colorizer
 from colorcore.quantize import ZHANG_TEMPERATURE
 
@@ -333,7 +334,7 @@ def _evaluation_models(
                              f"{published_cache_path(entry)})")
                 continue
             colorizer = Colorizer(load_entry(entry), device=device, size=size)
-            if hasattr(colorizer.model, "forward_both"):  # both heads get a row
+            if has_regression_head(colorizer.model):  # both heads get a row
                 chosen += [(f"{entry.name}:{d}", colorizer, dict(k)) for d, k in NAMED_DECODES.items()]
             else:
                 chosen.append((entry.name, colorizer, {}))

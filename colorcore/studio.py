@@ -38,6 +38,7 @@ from colorcore.color import lab_to_rgb
 from colorcore.errors import ColorcoreError, ConfigError, ModelNotFoundError
 from colorcore.io import ImageSource, is_jpeg_file, load_image, save_jpeg, save_png
 from colorcore.metrics import METRIC_INFO, compute_all, gray_baseline
+from colorcore.models.litecolor import has_regression_head
 from colorcore.pipeline import Colorizer, ColorizeResult, Hints
 from colorcore.quantize import ZHANG_TEMPERATURE
 from colorcore.registry import get_spec
@@ -254,7 +255,7 @@ def list_choices(entries: Iterable[WeightsEntry] | None = None) -> list[ModelCho
 
 def _has_two_heads(entry: WeightsEntry) -> bool:
     """Whether the entry's model has a regression head beside its 313-bin head (litecolor)."""
-    return hasattr(get_spec(entry.model).model_cls, "forward_both")
+    return has_regression_head(get_spec(entry.model).model_cls)
 
 
 def find_choice(key: str, choices: Sequence[ModelChoice] | None = None) -> ModelChoice:

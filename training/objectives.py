@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from colorcore import quantize
 from colorcore.errors import ConfigError
 from colorcore.models.base import AB_SCALE
+from colorcore.models.litecolor import has_regression_head
 
 REGRESSION_LOSSES = ("mse", "l1", "smoothl1", "huber")
 HINT_GRID_STEP = 10.0
@@ -464,7 +465,7 @@ def make_objective(model: nn.Module, task: str, options: ObjectiveOptions,
             if class_weights is None:
                 raise ConfigError("a 313-bin classifier needs class rebalancing weights (training priors)")
             centers = decoder.centers.detach().cpu()
-            if hasattr(model, "forward_both"):
+            if has_regression_head(model):
                 return GamutAndRegression(centers, class_weights(centers))
             return GamutClassification(centers, class_weights(centers))
         if options.rebalance_palette:

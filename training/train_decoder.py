@@ -39,9 +39,16 @@ from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set
 from training.feature_cache import open_cache
 from training.objectives import GamutAndRegression
 from training.plots import plot_history
-from training.train import image_metrics, lab_batch_to_uint8, make_lr_lambda, write_metrics_csv
+from training.train import (
+    image_metrics,
+    lab_batch_to_uint8,
+    make_lr_lambda,
+    pick_precision,
+    write_metrics_csv,
+)
 
 VIVID_TEMPERATURE = quantize.ZHANG_TEMPERATURE
+CPU = torch.device("cpu")
 
 
 class FeatureBatches:
@@ -76,11 +83,6 @@ class FeatureBatches:
 
     def rgb(self, photos: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(self.arrays["rgb"][np.sort(photos)]))
-
-
-def autocast(enabled: bool):
-    """bf16 autocast on the CPU; the loss, the optimiser and the weights stay float32."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
 
 
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +127,6 @@ def evaluate(
     photos: np.ndarray,
     batch_size: int,
     with_images: bool,
-    amp: bool = False,
 ) -> dict[str, float]:
     """Mean loss over ``photos`` and, with ``with_images``, PSNR / AuC / colourfulness of both decodes."""
     model.eval()
@@ -134,9 +135,7 @@ def evaluate(
     for lo in range(0, len(photos), batch_size):
         chunk = np.sort(photos[lo : lo + batch_size])
         taps, ab4, soft = batches.get(chunk)
-        with autocast(amp):
-            logits, ab_pred = model.decode(*taps)
-        logits, ab_pred = logits.float(), ab_pred.float()
+        logits, ab_pred = model.decode(*taps)
         loss, parts = loss_fn.loss(logits, ab_pred, ab4, soft)
         for k, v in {"loss": float(loss), **parts}.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(chunk)
@@ -179,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--resume", action="store_true")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (fast on CPUs with AMX or AVX512-BF16)")
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="bf16 autocast where the CPU has it natively (AMX, AVX512-BF16); ignored elsewhere",
+    )
     p.add_argument("--stop-after", type=int, default=None, help="stop (resumably) after this global step")
     return p
 
@@ -339,6 +342,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
 
+    # bf16 only where the CPU has it natively, as in training.train; loss and optimiser stay float32
+    precision = pick_precision(args.amp, CPU, lambda msg: print(msg, file=sys.stderr))
     model.train()
     start, elapsed_before = time.perf_counter(), counters["elapsed"]
     loss_sum, loss_n, window = 0.0, 0, time.perf_counter()
@@ -350,7 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for b in range(counters["batch_in_epoch"], per_epoch):
             sl = slice(b * args.batch_size, (b + 1) * args.batch_size)
             taps, ab4, soft = batches.get(order[sl], flips[sl])
-            with autocast(args.amp):
+            with precision.autocast(CPU):
                 logits, ab_pred = model.decode(*taps)
             loss, _ = loss_fn.loss(logits, ab_pred, ab4, soft)
             optimizer.zero_grad(set_to_none=True)

@@ -154,9 +154,14 @@ class LiteColor(ColorModel):
         return ab, logits
 
 
+def has_regression_head(model: nn.Module | type) -> bool:
+    """Whether a model (or model class) has a regression head beside its 313-bin head (litecolor)."""
+    return hasattr(model, "forward_both")
+
+
 def check_faithful(model: nn.Module, method: str | None) -> None:
     """Raise :class:`ConfigError` when ``method="faithful"`` is asked of a model without a regression head."""
-    if method == FAITHFUL and not hasattr(model, "forward_both"):
+    if method == FAITHFUL and not has_regression_head(model):
         raise ConfigError(
             f"the {FAITHFUL!r} decode needs a model with a regression head (litecolor); "
             f"{type(model).__name__} has none"
