@@ -6,8 +6,10 @@ uploaded photo so the results start empty. It prints, per run, the seconds from 
 result slider shows both its pictures, until the metrics table is in, the studio's own wall-time note,
 and the summed per-model inference time read from the tiles. Not a test: it measures, it does not judge.
 
-    python scripts/bench_studio.py --threads 2 --repeat 3
-    python scripts/bench_studio.py --models resnet-regression,eccv16-w25 --screenshot /tmp/studio.png
+Run it from the repository root as a module, so that it can import the browser tests' helpers:
+
+    python -m scripts.bench_studio --threads 2 --repeat 3
+    python -m scripts.bench_studio --models resnet-regression,eccv16-w25 --screenshot /tmp/studio.png
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO))
-
-from browser_util import chrome, chromium_missing, free_port, serve_gradio  # noqa: E402
+try:
+    from tests.browser_util import REPO, chrome, chromium_missing, free_port, serve_gradio
+except ModuleNotFoundError as exc:  # started as a file: the repository root is not on the import path
+    if exc.name != "tests":
+        raise
+    raise SystemExit("run it from the repository root as `python -m scripts.bench_studio`") from exc
 
 SIX = "resnet-regression,eccv16-w25,siggraph17-w25,unet-palette,pix2pix,autoencoder"
 
