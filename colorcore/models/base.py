@@ -63,14 +63,28 @@ class ColorModel(nn.Module):
         classifiers (None for other models) from the same forward pass; decoding knobs apply to
         classifiers only."""
         self.check_input(l)
-        out = self(l, hints_ab=hints_ab, hints_mask=hints_mask) if self.supports_hints else self(l)
-        if self.decoder is None:
-            ab, logits = out, None
-        else:
-            ab, logits = self.decoder(out, temperature=temperature, top_k=top_k, method=method), out
+        ab, logits = self._ab_and_logits(l, temperature=temperature, top_k=top_k, method=method,
+                                         hints_ab=hints_ab, hints_mask=hints_mask)
         if ab.shape[-2:] != l.shape[-2:]:
             ab = F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
         return ab, logits
+
+    def _ab_and_logits(
+        self,
+        l: Tensor,
+        *,
+        temperature: float | None,
+        top_k: int | None,
+        method: str | None,
+        hints_ab: Tensor | None,
+        hints_mask: Tensor | None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """ab at the model's output size and the logits (None for regressors); families with more than
+        one head override this, not :meth:`predict_ab_and_logits`."""
+        out = self(l, hints_ab=hints_ab, hints_mask=hints_mask) if self.supports_hints else self(l)
+        if self.decoder is None:
+            return out, None
+        return self.decoder(out, temperature=temperature, top_k=top_k, method=method), out
 
     def predict_ab(self, l: Tensor, **knobs: Any) -> Tensor:
         """Physical ab ``(B, 2, H, W)`` at the input's size (knobs as in :meth:`predict_ab_and_logits`)."""

@@ -129,29 +129,23 @@ class LiteColor(ColorModel):
         """L ``(B, 1, H, W)`` in [0, 100] -> 313 gamut logits ``(B, 313, H/4, W/4)``."""
         return self.forward_both(l)[0]
 
-    def predict_ab_and_logits(
+    def _ab_and_logits(
         self,
         l: Tensor,
         *,
-        temperature: float | None = None,
-        top_k: int | None = None,
-        method: str | None = None,
+        temperature: float | None,
+        top_k: int | None,
+        method: str | None,
         **unused: Any,
-    ) -> tuple[Tensor, Tensor | None]:
-        """As :meth:`ColorModel.predict_ab_and_logits`; ``method="faithful"`` (the default when neither
-        ``temperature`` nor ``top_k`` is given) returns the regression head."""
-        self.check_input(l)
+    ) -> tuple[Tensor, Tensor]:
+        """``method="faithful"`` (the default when neither ``temperature`` nor ``top_k`` is given) returns
+        the regression head; any other decode reads the 313-bin head."""
         if method is None and temperature is None and not top_k:
             method = FAITHFUL
         logits, ab_reg = self.forward_both(l)
-        ab = (
-            ab_reg
-            if method == FAITHFUL
-            else self.decoder(logits, temperature=temperature, top_k=top_k, method=method)
-        )
-        if ab.shape[-2:] != l.shape[-2:]:
-            ab = F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
-        return ab, logits
+        if method == FAITHFUL:
+            return ab_reg, logits
+        return self.decoder(logits, temperature=temperature, top_k=top_k, method=method), logits
 
 
 def has_regression_head(model: nn.Module | type) -> bool:
