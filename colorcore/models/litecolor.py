@@ -129,17 +129,10 @@ class LiteColor(ColorModel):
         """L ``(B, 1, H, W)`` in [0, 100] -> 313 gamut logits ``(B, 313, H/4, W/4)``."""
         return self.forward_both(l)[0]
 
-    def _ab_and_logits(
-        self,
-        l: Tensor,
-        *,
-        temperature: float | None,
-        top_k: int | None,
-        method: str | None,
-        **unused: Any,
-    ) -> tuple[Tensor, Tensor]:
+    def _ab_and_logits(self, l: Tensor, **knobs: Any) -> tuple[Tensor, Tensor]:
         """``method="faithful"`` (the default when neither ``temperature`` nor ``top_k`` is given) returns
-        the regression head; any other decode reads the 313-bin head."""
+        the regression head; any other decode reads the 313-bin head. Hints are not used."""
+        temperature, top_k, method = knobs["temperature"], knobs["top_k"], knobs["method"]
         if method is None and temperature is None and not top_k:
             method = FAITHFUL
         logits, ab_reg = self.forward_both(l)
