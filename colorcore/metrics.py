@@ -9,7 +9,8 @@ scikit-image within 1e-4).
   images (infinite PSNR) keep means and JSON finite. Only near-identical multi-megapixel images reach the
   cap otherwise (a single off-by-one value among N gives 48.1 + 10 log10(N) dB).
 - ``ssim``: ``skimage.metrics.structural_similarity`` (``channel_axis=-1``, ``data_range=255``, 7 x 7
-  window, smaller for images under 7 pixels; NaN below 3 pixels).
+  window, smaller for images under 7 pixels; NaN below 3 pixels), computed here from exact integer window
+  sums (equal within 1e-15).
 - ``ab_mse``: mean squared ab error over pixels and both channels (ab units squared).
 - ``ab_r2``: coefficient of determination of the ab channels pooled, ``1 - SS_res / SS_tot``
   (scikit-learn's "variance_weighted" R²); a constant truth gives 1 for a perfect prediction, else 0.
@@ -17,7 +18,7 @@ scikit-image within 1e-4).
   over t in [0, 150] (trapezoid, integer steps) and normalised, in %.
 - ``colorfulness``: Hasler & Süsstrunk (2003) M = σ_rgyb + 0.3 μ_rgyb of ``pred`` (RGB 0..255 scale).
 - ``colorfulness_diff``: colourfulness of ``pred`` minus that of ``truth``.
-- ``ciede2000``: mean CIEDE2000 colour difference (``skimage.color.deltaE_ciede2000``).
+- ``ciede2000``: mean CIEDE2000 colour difference (``skimage.color.deltaE_ciede2000``'s formula).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from colorcore.quantize import hard_assign
 
 PSNR_CAP = 100.0  # dB reported for identical images
 AUC_MAX_THRESHOLD = 150  # ab units, Zhang et al. 2016
+SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al. 2004, scikit-image's defaults
 
 #: name -> (label, higher_is_better, unit); ``None`` means "closer to 0 is better".
 METRIC_INFO: dict[str, tuple[str, bool | None, str]] = {
@@ -98,15 +100,44 @@ def psnr(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Mean structural similarity over the RGB channels (scikit-image, data range 255)."""
-    from skimage.metrics import structural_similarity
-
+    """Mean structural similarity over the RGB channels: scikit-image's, computed exactly (see below)."""
     _check_pair(pred, truth)
     side = min(pred.shape[:2])
     if side < 3:
         return float("nan")
     win = min(7, side if side % 2 else side - 1)  # scikit-image needs an odd window <= the image side
-    return float(structural_similarity(pred, truth, channel_axis=-1, data_range=255, win_size=win))
+    return float(np.mean([_ssim_channel(pred[..., c], truth[..., c], win) for c in range(3)]))
+
+
+def _window_sums(a: np.ndarray, win: int) -> np.ndarray:
+    """Sums of the ``win`` x ``win`` windows lying wholly inside the int64 image ``a``."""
+    rows = np.zeros((a.shape[0] + 1, a.shape[1]), np.int64)
+    np.cumsum(a, axis=0, out=rows[1:])
+    band = rows[win:] - rows[:-win]
+    cols = np.zeros((band.shape[0], band.shape[1] + 1), np.int64)
+    np.cumsum(band, axis=1, out=cols[:, 1:])
+    return cols[:, win:] - cols[:, :-win]
+
+
+def _ssim_channel(x8: np.ndarray, y8: np.ndarray, win: int) -> float:
+    """``structural_similarity(x, y, data_range=255, win_size=win)`` (uniform window, sample covariance).
+
+    scikit-image averages S over the pixels whose window lies inside the image; there its filtered means
+    are window sums / n, exact integers here, and S's four factors share denominators that cancel. So S
+    comes from integer sums alone, with one float rounding per factor (equal to scikit-image's within
+    1e-15), and numpy releases the GIL, which scipy.ndimage's filters hold: the studio scores models in
+    parallel threads, and those filters serialised them.
+    """
+    x, y = x8.astype(np.int64), y8.astype(np.int64)
+    n = win * win
+    sx, sy = _window_sums(x, win), _window_sums(y, win)
+    sxy = _window_sums(x * y, win)
+    sq = _window_sums(x * x + y * y, win)
+    p, q = sx * sy, sx * sx + sy * sy
+    c1 = (SSIM_K1 * 255) ** 2 * n * n
+    c2 = (SSIM_K2 * 255) ** 2 * n * (n - 1)
+    s = (2 * p + c1) * (2 * (n * sxy - p) + c2) / ((q + c1) * (n * sq - q + c2))
+    return float(s.mean(dtype=np.float64))
 
 
 def colorfulness(pred: np.ndarray, truth: np.ndarray | None = None) -> float:
@@ -153,9 +184,48 @@ def _auc(lab_p: np.ndarray, lab_t: np.ndarray) -> float:
 
 
 def _ciede2000(lab_p: np.ndarray, lab_t: np.ndarray) -> float:
-    from skimage.color import deltaE_ciede2000
+    """Mean of ``skimage.color.deltaE_ciede2000(lab_t, lab_p)``: the same float64 formula (Sharma et al.
+    2005), with its masked in-place updates as ``np.where`` and ``x**7`` as products, which release the
+    GIL (the studio scores models in parallel threads) and skip ``pow``; equal within 1e-12."""
+    L1, a1, b1 = np.moveaxis(lab_t, -1, 0)[:3]
+    L2, a2, b2 = np.moveaxis(lab_p, -1, 0)[:3]
+    c7 = _pow7(0.5 * (np.hypot(a1, b1) + np.hypot(a2, b2)))
+    scale = 1 + 0.5 * (1 - np.sqrt(c7 / (c7 + 25.0**7)))
+    C1, h1 = _polar_2pi(a1 * scale, b1)
+    C2, h2 = _polar_2pi(a2 * scale, b2)
+    tmp = (0.5 * (L1 + L2) - 50) ** 2
+    L_term = (L2 - L1) / (1 + 0.015 * tmp / np.sqrt(20 + tmp))
+    cbar = 0.5 * (C1 + C2)
+    C_term = (C2 - C1) / (1 + 0.045 * cbar)
+    h_diff, h_sum, CC = h2 - h1, h1 + h2, C1 * C2
+    dH = np.where(h_diff > np.pi, h_diff - 2 * np.pi, np.where(h_diff < -np.pi, h_diff + 2 * np.pi, h_diff))
+    dH = np.where(CC == 0.0, 0.0, dH)  # no chroma: no hue difference
+    dH_term = 2 * np.sqrt(CC) * np.sin(dH / 2)
+    wrap = (CC != 0.0) & (np.abs(h_diff) > np.pi)
+    hbar = np.where(wrap, np.where(h_sum < 2 * np.pi, h_sum + 2 * np.pi, h_sum - 2 * np.pi), h_sum)
+    hbar = np.where(CC == 0.0, h_sum, 0.5 * hbar)  # scikit-image doubles, then halves, these
+    T = (1 - 0.17 * np.cos(hbar - np.deg2rad(30)) + 0.24 * np.cos(2 * hbar)
+         + 0.32 * np.cos(3 * hbar + np.deg2rad(6)) - 0.20 * np.cos(4 * hbar - np.deg2rad(63)))
+    H_term = dH_term / (1 + 0.015 * cbar * T)
+    c7 = _pow7(cbar)
+    Rc = 2 * np.sqrt(c7 / (c7 + 25.0**7))
+    dtheta = np.deg2rad(30) * np.exp(-(((np.rad2deg(hbar) - 275) / 25) ** 2))
+    dE2 = L_term**2
+    dE2 += C_term**2
+    dE2 += H_term**2
+    dE2 += -np.sin(2 * dtheta) * Rc * C_term * H_term
+    return float(np.mean(np.sqrt(np.maximum(dE2, 0))))
 
-    return float(np.mean(deltaE_ciede2000(lab_t, lab_p, channel_axis=-1)))
+
+def _pow7(x: np.ndarray) -> np.ndarray:
+    x2 = x * x
+    return x2 * x2 * x2 * x
+
+
+def _polar_2pi(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Radius and angle in [0, 2 pi) (scikit-image's ``_cart2polar_2pi``)."""
+    t = np.arctan2(y, x)
+    return np.hypot(x, y), t + np.where(t < 0.0, 2 * np.pi, 0.0)
 
 
 def _lab_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -83,6 +83,38 @@ def test_lab_uses_colorcore_and_matches_skimage(pair) -> None:
     assert metrics.ssim(pred, truth) == pytest.approx(ref_ssim)
 
 
+@pytest.mark.parametrize(("h", "w", "seed"), [(24, 31, 0), (7, 7, 1), (9, 12, 2), (5, 4, 3), (64, 3, 4)])
+def test_ssim_equals_skimage_to_float_noise(h: int, w: int, seed: int) -> None:
+    # Integer window sums replace scipy's filters: the value must not move beyond rounding.
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    pred = np.clip(truth.astype(np.int16) + rng.integers(-60, 61, truth.shape), 0, 255).astype(np.uint8)
+    extremes = np.where(rng.random(truth.shape) < 0.5, 0, 255).astype(np.uint8)
+    flat = np.full_like(truth, 77)
+    side = min(h, w)
+    win = min(7, side if side % 2 else side - 1)
+    for a, b in ((pred, truth), (extremes, truth), (flat, flat), (flat, extremes)):
+        ref = structural_similarity(a, b, channel_axis=-1, data_range=255, win_size=win)
+        assert metrics.ssim(a, b) == pytest.approx(ref, rel=0, abs=1e-13)
+
+
+def test_ciede2000_equals_skimage_on_gray_and_hue_wrapping_pixels() -> None:
+    rng = np.random.default_rng(5)
+    lab_t = np.stack([rng.uniform(0, 100, (40, 50)), rng.uniform(-110, 110, (40, 50)),
+                      rng.uniform(-110, 110, (40, 50))], axis=-1)
+    lab_p = lab_t + rng.normal(0, 30, lab_t.shape)
+    lab_p[0, :, 1:] = 0  # gray prediction: no chroma, no hue
+    lab_t[1, :, 1:] = 0
+    lab_p[2, :, 1:] = lab_t[2, :, 1:] = 0
+    lab_t[3, :, 1:], lab_p[3, :, 1:] = (-50, 1e-3), (-50, -1e-3)  # hues either side of 180 degrees
+    rows = skcolor.deltaE_ciede2000(lab_t, lab_p, channel_axis=-1).mean(axis=1)
+    for r in range(6):
+        row = metrics._ciede2000(lab_p[r:r + 1], lab_t[r:r + 1])
+        assert row == pytest.approx(rows[r], rel=1e-12, abs=1e-12)
+    ref = np.mean(skcolor.deltaE_ciede2000(lab_t, lab_p, channel_axis=-1))
+    assert metrics._ciede2000(lab_p, lab_t) == pytest.approx(ref, rel=1e-12)
+
+
 def test_auc_against_direct_threshold_sweep(pair) -> None:
     pred, truth = pair
     lab_p, lab_t = skcolor.rgb2lab(pred), skcolor.rgb2lab(truth)
