@@ -161,6 +161,19 @@ def test_colour_detection(photo: Image.Image):
     assert not studio.is_colour(photo.convert("L"))
 
 
+def test_to_gray_of_a_gray_photo_stored_as_rgb_is_its_channel():
+    # The shortcut for R = G = B must give what the Lab route gives, for every gray level.
+    levels = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(2, axis=0)
+    gray = studio.to_gray(Image.fromarray(levels, "RGB"))
+    assert gray.mode == "L"
+    assert np.array_equal(np.asarray(gray), gray_baseline(levels)[..., 0])
+    assert np.array_equal(np.asarray(gray), levels[..., 0])
+    nearly = levels.copy()
+    nearly[0, 10, 2] += 1  # not gray any more: the Lab route decides
+    assert np.array_equal(np.asarray(studio.to_gray(Image.fromarray(nearly, "RGB"))),
+                          gray_baseline(nearly)[..., 0])
+
+
 def test_split_photo_turns_colour_into_gray_plus_truth(photo: Image.Image):
     gray, truth = studio.split_photo(photo)
     assert gray.mode == "L" and gray.size == photo.size
