@@ -491,23 +491,31 @@ def _wire_run(inputs: InputPanel, knobs: KnobPanel, results: ResultsPanel, choic
                 gr.Radio(visible=comparison.truth is not None, value=against), shown)
 
     @_guard
-    def on_score(shown, stem):
+    def on_score(shown):
         if shown is None:
-            return gr.skip(), gr.skip()
+            return gr.skip()
         comparison = studio.score(shown[0])
         table = studio.metrics_table(comparison)
         label = (f"Metrics against the ground truth ({studio.metric_units()}; time = the model alone)"
                  if comparison.truth is not None else "Time per model (add a ground truth for metrics)")
         data = {"headers": list(table.headers), "data": [list(r) for r in table.rows]}
-        paths = studio.save_results(comparison, downloads.new_folder(), stem)
-        return (gr.Dataframe(value=data, visible=True, label=label),
-                gr.File(value=[str(p) for p in paths], visible=True))
+        return gr.Dataframe(value=data, visible=True, label=label)
+
+    @_guard
+    def on_save(shown, stem):
+        # Last: nobody waits for the PNGs to read the table (0.05 s per megapixel and model).
+        if shown is None:
+            return gr.skip()
+        paths = studio.save_results(shown[0], downloads.new_folder(), stem)
+        return gr.File(value=[str(p) for p in paths], visible=True)
 
     inputs.run.click(
         on_run, [inputs.photo, inputs.truth, knobs.models, *knobs.inputs(), results.editor, results.against],
         [*results.outputs(), state.shown], api_visibility="private", scroll_to_output=False,
-    ).success(on_score, [state.shown, state.stem], [results.metrics, results.downloads],
-              api_visibility="private", show_progress="hidden")
+    ).success(on_score, state.shown, results.metrics, api_visibility="private",
+              show_progress="hidden"
+    ).success(on_save, [state.shown, state.stem], results.downloads, api_visibility="private",
+              show_progress="hidden")
     results.against.change(_slider_updates, [state.shown, results.against], results.sliders,
                            api_visibility="private", show_progress="hidden")
 
