@@ -3,8 +3,10 @@
 Starts ``app.py`` with the bundled weights (or ``--weights``), uploads a photo of about ``--megapixels``,
 and for each model set presses Colourise ``--repeat`` times (after one warm-up run), each time on a freshly
 uploaded photo so the results start empty. It prints, per run, the seconds from the click until every
-result slider shows both its pictures, until the metrics table is in, the studio's own wall-time note,
-and the summed per-model inference time read from the tiles. Not a test: it measures, it does not judge.
+result slider shows both its pictures, until the metrics table is in and until the downloads are listed,
+the studio's own wall-time note, and the summed per-model inference time read from the tiles. ``--profile``
+adds the server's own milliseconds per handler and phase (Gradio's profiler). Not a test: it measures,
+it does not judge.
 
 Run it from the repository root as a module, so that it can import the browser tests' helpers:
 
@@ -15,12 +17,14 @@ Run it from the repository root as a module, so that it can import the browser t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 try:
@@ -49,7 +53,7 @@ def make_photos(folder: Path, megapixels: float) -> list[Path]:
     return out
 
 
-def wait(predicate, timeout: float = 120.0, step: float = 0.01):
+def wait(predicate, timeout: float = 120.0, step: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -62,18 +66,36 @@ def wait(predicate, timeout: float = 120.0, step: float = 0.01):
     raise TimeoutError("the page did not get there in time")
 
 
-SLIDERS_READY = """
-const n = arguments[0];
-const shown = [...document.querySelectorAll('[id^=cc-slider-]')].filter(e => e.offsetParent !== null);
-if (shown.length !== n) return false;
-return shown.every(s => {
-  const imgs = [...s.querySelectorAll('img')];
-  return imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0);
-});
-"""
-TABLE_READY = """
-const cells = document.querySelectorAll('#cc-metrics [role=gridcell]');
-return [...cells].some(c => c.textContent.includes(arguments[0]));
+# Clicks Colourise and times, in the page, when every slider shows both pictures, when the metrics
+# table has its gray row and when the downloads are listed. It watches DOM changes and image loads
+# instead of being polled: on a 2-core box, polling every 10 ms cost the server a third of its speed.
+TIME_RUN = """
+const [n, baseline, done] = arguments;
+const t0 = performance.now(), out = {};
+const sliders = () => {
+  const shown = [...document.querySelectorAll('[id^=cc-slider-]')].filter(e => e.offsetParent !== null);
+  return shown.length === n && shown.every(s => {
+    const imgs = [...s.querySelectorAll('img')];
+    return imgs.length >= 2 && imgs.every(i => i.complete && i.naturalWidth > 0);
+  });
+};
+const table = () => [...document.querySelectorAll('#cc-metrics [role=gridcell]')]
+  .some(c => c.textContent.includes(baseline));
+const files = () => document.querySelectorAll('#cc-downloads a[download]').length >= n;
+const check = () => {
+  for (const [key, ready] of [['results', sliders], ['table', table], ['downloads', files]]) {
+    if (out[key] === undefined && ready()) out[key] = (performance.now() - t0) / 1000;
+  }
+  if (Object.keys(out).length === 3) {
+    observer.disconnect();
+    document.removeEventListener('load', check, true);
+    done(out);
+  }
+};
+const observer = new MutationObserver(check);
+observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+document.addEventListener('load', check, true);
+document.getElementById('cc-run').click();
 """
 
 
@@ -104,21 +126,38 @@ def one_run(driver, n: int) -> dict[str, float]:
 
     from colorcore.studio import BASELINE_LABEL
 
-    button = driver.find_element(By.ID, "cc-run")
-    start = time.perf_counter()
-    button.click()
-    wait(lambda: driver.execute_script(SLIDERS_READY, n))
-    results = time.perf_counter() - start
-    wait(lambda: driver.execute_script(TABLE_READY, BASELINE_LABEL))
-    table = time.perf_counter() - start
+    driver.set_script_timeout(120)
+    run = dict(driver.execute_async_script(TIME_RUN, n, BASELINE_LABEL))
     captions = " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, "[id^=cc-caption-]"))
-    inference = sum(float(t) for t in re.findall(r"· (\d+\.\d+) s", captions))
+    run["inference"] = sum(float(t) for t in re.findall(r"· (\d+\.\d+) s", captions))
     note = driver.find_element(By.ID, "cc-timing").text
-    wall = float(re.search(r"in (\d+\.\d+) s", note).group(1))
-    return {"results": results, "table": table, "server": wall, "inference": inference}
+    run["server"] = float(re.search(r"in (\d+\.\d+) s", note).group(1))
+    return run
+
+
+PHASES = ("queue_wait", "preprocess", "fn_call", "postprocess", "total")
+
+
+def server_phases(url: str, since: int) -> list[str]:
+    """Median milliseconds per phase of each event handler, from Gradio's profiler (``--profile``)."""
+    with urllib.request.urlopen(f"{url}/gradio_api/profiling/traces", timeout=10) as resp:
+        traces = json.load(resp)[since:]
+    lines = []
+    for name in dict.fromkeys(t["fn_name"] for t in traces):
+        mine = [t for t in traces if t["fn_name"] == name]
+        cells = "  ".join(f"{p} {statistics.median(t[p + '_ms'] for t in mine):6.0f}" for p in PHASES)
+        lines.append(f"        {name:>18} ×{len(mine):<2} {cells}  ms")
+    return lines
+
+
+def trace_count(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/gradio_api/profiling/traces", timeout=10) as resp:
+        return len(json.load(resp))
 
 
 def main() -> int:
+    from selenium.common.exceptions import TimeoutException
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", action="append",
@@ -128,7 +167,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the server")
     parser.add_argument("--weights", type=Path, default=REPO / "assets" / "weights")
     parser.add_argument("--screenshot", type=Path, help="save the page after the last run here")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print the server's own time per handler and phase (GRADIO_PROFILING)")
     args = parser.parse_args()
+    if args.profile:
+        os.environ["GRADIO_PROFILING"] = "1"  # the served app inherits it
     if (why := chromium_missing()) is not None:
         print(f"cannot run: {why}", file=sys.stderr)
         return 2
@@ -146,25 +189,30 @@ def main() -> int:
                 wait(lambda: driver.find_element("css selector", "#cc-photo input[type=file]"))
                 print(f"photo {args.megapixels:g} MP, server torch threads {args.threads}, "
                       f"{args.repeat} warm runs each (after one warm-up)")
-                print(f"{'models':>6}  {'click→results':>13}  {'click→metrics':>13}  {'server wall':>11}  "
-                      f"{'Σ inference':>11}")
+                print(f"{'models':>6}  {'click→results':>13}  {'click→metrics':>13}  "
+                      f"{'click→downloads':>15}  {'server wall':>11}  {'Σ inference':>11}")
                 for spec in args.models:
                     keys = spec.split(",")
                     pick_models(driver, keys)
-                    runs = []
+                    runs, since = [], 0
                     for i in range(args.repeat + 1):
+                        if args.profile and i == 1:  # the warm-up's handlers do not count
+                            since = trace_count(url)
                         upload(driver, photos[i % 2])
                         try:
                             run = one_run(driver, len(keys))
-                        except TimeoutError:
+                        except (TimeoutError, TimeoutException):
                             driver.save_screenshot(str(Path(tmp).parent / "bench_studio_timeout.png"))
                             raise
                         if i:
                             runs.append(run)
                     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                     print(f"{len(keys):>6}  {med['results']:>12.2f}s  {med['table']:>12.2f}s  "
-                          f"{med['server']:>10.2f}s  {med['inference']:>10.2f}s   ({spec}; runs: "
+                          f"{med['downloads']:>14.2f}s  {med['server']:>10.2f}s  "
+                          f"{med['inference']:>10.2f}s   ({spec}; runs: "
                           + ", ".join(f"{r['results']:.2f}" for r in runs) + ")")
+                    if args.profile:
+                        print("\n".join(server_phases(url, since)))
                 if args.screenshot:
                     driver.execute_script("window.scrollTo(0, 0)")
                     driver.save_screenshot(str(args.screenshot))
