@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -388,7 +389,8 @@ def build_app() -> gr.Blocks:
 @dataclass(frozen=True)
 class _StudioState:
     """Per-session values: the gray photo's digest (to tell our own write-back from a new photo), the
-    shown comparison and its display files, the upload's file stem, and the last valid model pick."""
+    shown comparison with its display files and pending scores, the upload's file stem, and the last valid
+    model pick."""
 
     gray_digest: gr.State
     shown: gr.State
@@ -451,11 +453,12 @@ def _wire_knobs(knobs: KnobPanel, results: ResultsPanel, choices: list[studio.Mo
                             api_visibility="private", show_progress="hidden")
 
 
-def _slider_updates(shown: tuple[studio.Comparison, studio.DisplayFiles] | None, against: str
+def _slider_updates(shown: tuple[studio.Comparison, studio.DisplayFiles, Future] | None, against: str
                     ) -> list[Any]:
+    """Each slot's slider from the shown (comparison, display files, pending scores)."""
     if shown is None:
         return [gr.skip()] * studio.MAX_MODELS
-    comparison, files = shown
+    comparison, files = shown[:2]
     placed = dict(zip(_slot_positions(len(comparison.results)), range(len(comparison.results)), strict=True))
     return [gr.ImageSlider(value=files.pair(placed[j], against == "truth")) if j in placed
             else gr.ImageSlider(value=None) for j in range(studio.MAX_MODELS)]
@@ -469,12 +472,15 @@ def _wire_run(inputs: InputPanel, knobs: KnobPanel, results: ResultsPanel, choic
         hints = None
         if image is not None and editor_value and editor_value.get("layers"):
             hints = studio.hints_from_layer(editor_value["layers"][0], image.size)
-        # Pictures first; the metrics and the PNG downloads follow in on_score.
+        # Pictures first; the metrics and the PNG downloads follow in on_score and on_save.
         comparison = studio.run_comparison(image, keys or [], _knobs(mode, t, k, b, auto, s),
                                            truth=truth_image, hints=hints, choices=choices, metrics=False)
         for note in comparison.notes:
             gr.Warning(note)
         files = studio.display_files(comparison, downloads.new_folder())
+        # Scored while the pictures travel and render; on_score collects it. After the JPEGs: both use
+        # the studio's worker threads, and the pictures must not queue behind the metrics.
+        scoring = studio.score_soon(comparison)
         placed = dict(zip(_slot_positions(len(comparison.results)), comparison.results, strict=True))
         updates: list[Any] = []
         for row_index in range(2):
@@ -484,7 +490,7 @@ def _wire_run(inputs: InputPanel, knobs: KnobPanel, results: ResultsPanel, choic
         captions = [f"{r.title} · {r.elapsed:.2f} s" if (r := placed.get(j)) else ""
                     for j in range(studio.MAX_MODELS)]
         against = against if comparison.truth is not None else "gray"
-        shown = (comparison, files)
+        shown = (comparison, files, scoring)
         note = studio.timing_note(comparison, time.perf_counter() - start)
         return (gr.Markdown(visible=False), gr.Markdown(note, visible=True), *updates, *captions,
                 *_slider_updates(shown, against), gr.skip(), gr.skip(),
@@ -494,7 +500,7 @@ def _wire_run(inputs: InputPanel, knobs: KnobPanel, results: ResultsPanel, choic
     def on_score(shown):
         if shown is None:
             return gr.skip()
-        comparison = studio.score(shown[0])
+        comparison = shown[2].result()
         table = studio.metrics_table(comparison)
         label = (f"Metrics against the ground truth ({studio.metric_units()}; time = the model alone)"
                  if comparison.truth is not None else "Time per model (add a ground truth for metrics)")

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from pathlib import Path
@@ -663,6 +663,16 @@ def score(comparison: Comparison) -> Comparison:
     return replace(comparison, results=results, baseline=baseline.result())
 
 
+# score() waits on _POOL's workers, so it must not run on one of them itself.
+_SCORING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="studio-score")
+
+
+def score_soon(comparison: Comparison) -> Future[Comparison]:
+    """Start :func:`score` in the background, so the metrics are computed while a front end sends and
+    draws the pictures; ``.result()`` gives the scored comparison."""
+    return _SCORING.submit(score, comparison)
+
+
 _BASELINES: OrderedDict[tuple[str, str], dict[str, float]] = OrderedDict()
 _BASELINES_LOCK = threading.Lock()
 
@@ -774,9 +784,13 @@ def display_files(comparison: Comparison, folder: str | Path) -> DisplayFiles:
     def write(image: Image.Image, name: str) -> Path:
         return display_jpeg(image, folder / f"{name}.jpg")
 
-    truth = write(comparison.truth, "truth") if comparison.truth is not None else None
-    results = tuple(write(r.image, f"result{i}") for i, r in enumerate(comparison.results))
-    return DisplayFiles(write(comparison.gray, "gray"), truth, results)
+    pictures = [(comparison.gray, "gray")]
+    pictures += [(r.image, f"result{i}") for i, r in enumerate(comparison.results)]
+    if comparison.truth is not None:
+        pictures.append((comparison.truth, "truth"))
+    paths = list(_POOL.map(lambda pair: write(*pair), pictures))  # JPEG encoding releases the GIL
+    truth = paths.pop() if comparison.truth is not None else None
+    return DisplayFiles(paths[0], truth, tuple(paths[1:]))
 
 
 def display_jpeg(image: Image.Image, path: str | Path, max_side: int = DISPLAY_MAX) -> Path:

@@ -230,6 +230,8 @@ def test_metrics_can_follow_the_pictures(photo: Image.Image):
     for a, b in zip(scored.results, full.results, strict=True):
         assert a.metrics == pytest.approx(b.metrics, nan_ok=True)
     assert scored.baseline == pytest.approx(full.baseline, nan_ok=True)
+    later = studio.score_soon(fast).result(timeout=60)  # the same, computed in the background
+    assert [r.metrics for r in later.results] == [r.metrics for r in scored.results]
     gray_only = studio.run_comparison(photo.convert("L"), ["baseline-tiny"], knobs(), metrics=False)
     assert gray_only.scored and studio.score(gray_only) is gray_only  # nothing to score against
     # The wall time covers every model, and the note puts it beside the models' own time.
@@ -246,6 +248,16 @@ def test_display_files_are_small_jpegs_and_pair_with_gray_or_truth(photo: Image.
         with Image.open(path) as im:
             assert im.format == "JPEG" and im.size == (2048, 1434)
     assert files.pair(1) == (files.gray, files.results[1])
+
+    def off(path: Path, image: Image.Image) -> float:  # mean |difference| to the shown thumbnail
+        shown = image.convert("RGB").resize((2048, 1434), Image.Resampling.BILINEAR)
+        with Image.open(path) as im:
+            return float(np.abs(np.asarray(im.convert("RGB"), np.int16) - np.asarray(shown, np.int16)).mean())
+
+    # Each file holds its own picture (they are written in parallel).
+    assert off(files.gray, comparison.gray) < 3 and off(files.truth, comparison.truth) < 3
+    for path, result in zip(files.results, comparison.results, strict=True):
+        assert off(path, result.image) < 3
     assert files.pair(1, against_truth=True) == (files.truth, files.results[1])
     no_truth = studio.display_files(studio.run_comparison(photo.convert("L"), ["baseline-tiny"], knobs()),
                                     tmp_path / "gray")
