@@ -53,7 +53,21 @@ CSS = """
 #cc-empty {text-align: center; opacity: .6; padding: 48px 0}
 #cc-metrics th {font-size: 0.85em}
 #cc-cls-image img {image-rendering: pixelated; cursor: crosshair}
+/* The hint editor's colour popup opened beside its toolbar, over the photo's left part: lay the swatches
+   out as one column over the toolbar itself, in the margin left of the photo. The free colour picker
+   (a 200 x 370 px panel) has no such room, so the swatches carry the colours hints need. */
+#cc-hints .half-container > .wrap.padded {left: -4px !important; top: -120px !important;
+  bottom: auto !important; margin: 0 !important; padding: 4px !important; transform: none !important;
+  translate: none !important; width: fit-content !important; min-width: 0 !important; z-index: 20}
+#cc-hints .half-container > .wrap.padded .swatch-wrap {width: auto !important}
+#cc-hints .half-container > .wrap.padded .swatch-container,
+#cc-hints .half-container > .wrap.padded menu.swatch {display: flex !important;
+  flex-direction: column !important; flex-wrap: nowrap !important; width: auto !important;
+  gap: 3px !important; margin: 0 !important}
+#cc-hints .half-container > .wrap.padded > span, #cc-hints .colorpicker {display: none !important}
 """
+HINT_COLOURS = ("#d62828", "#f77f00", "#fcbf49", "#e8b48f", "#8b5a2b", "#6a994e", "#2a9d8f", "#8ecae6",
+                "#3a86ff", "#8338ec", "#c9a227")  # hues, plus skin, wood and sky tones
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -281,8 +295,7 @@ def _results_panel(hints_visible: bool) -> ResultsPanel:
         editor = gr.ImageEditor(
             label="Paint hints", type="numpy", image_mode="RGBA", sources=[], transforms=[], height=400,
             layers=False, elem_id="cc-hints",
-            brush=gr.Brush(default_size=8, color_mode="defaults", colors=[
-                "#d62828", "#f77f00", "#fcbf49", "#2a9d8f", "#3a86ff", "#8338ec", "#6a994e", "#c9a227"]),
+            brush=gr.Brush(default_size=8, color_mode="defaults", colors=list(HINT_COLOURS)),
         )
     empty = gr.Markdown("Pick a photo and one or more models, then press **Colourise**.", elem_id="cc-empty")
     timing = gr.Markdown(visible=False, elem_id="cc-timing")

@@ -209,6 +209,37 @@ def test_gradio_studio(gradio_url: str, driver, tmp_path: Path):
     assert results.location["y"] < sidebar.location["y"] + sidebar.size["height"]
 
 
+def test_gradio_hint_colours_stay_off_the_photo(gradio_url: str, driver, tmp_path: Path):
+    """The hint editor's colour swatches open as a column over its toolbar, left of the photo."""
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(1024, 1200)  # narrow: the photo fills the editor's width
+    driver.get(gradio_url)
+    upload_photo(driver, copy_example("rocket.jpg", tmp_path))
+    wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#cc-truth img").get_attribute("src"), what="truth")
+    pick(driver, {"baseline-tiny", "siggraph17-tiny"})
+    editor = wait_for(lambda: (e := driver.find_element(By.ID, "cc-hints")).find_element(
+        By.TAG_NAME, "canvas").is_displayed() and e, what="hint editor")
+    driver.execute_script("arguments[0].scrollIntoView()", editor)
+    editor.find_element(By.CSS_SELECTOR, "button[aria-label=Color]").click()
+    popup = wait_for(lambda: next((e for e in editor.find_elements(By.CSS_SELECTOR, ".wrap.padded")
+                                   if e.is_displayed()), None), what="colour swatches")
+    rect = "const b = arguments[0].getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom];"
+    left, top, right, bottom = driver.execute_script(rect, popup)
+    toolbar = driver.execute_script(rect, popup.find_element(By.XPATH, ".."))
+    box = driver.execute_script(rect, editor)
+    # The photo is drawn right of the toolbar: the swatches must not reach past it, nor leave the editor.
+    assert right <= toolbar[2] + 6 and left >= box[0] and top >= box[1] and bottom <= box[3], (
+        (left, top, right, bottom), toolbar, box)
+    swatches = popup.find_elements(By.CSS_SELECTOR, "menu button.color")
+    assert len(swatches) == 11
+    assert not any(e.is_displayed() for e in editor.find_elements(By.CSS_SELECTOR, ".colorpicker"))
+    swatches[4].click()  # wood brown: still a working choice
+    wait_for(lambda: "selected" in (popup.find_elements(By.CSS_SELECTOR, "menu button.color")[4]
+                                    .get_attribute("class")), what="a picked swatch")
+    driver.save_screenshot(str(artifacts_dir() / "gradio_hint_colours.png"))
+
+
 def test_gradio_offline_message_is_whole(gradio_url: str, driver, tmp_path: Path):
     """Published weights on an offline machine: the toast says what to download and where to put it."""
     from selenium.webdriver.common.by import By
