@@ -551,6 +551,11 @@ class ModelResult:
     metrics: dict[str, float] | None  # colorcore.metrics.compute_all against the truth, if any
 
     @property
+    def file_tag(self) -> str:
+        """What names this result's download: the weights, and the decode where one file has two."""
+        return _file_tag(self.choice, self.entry)
+
+    @property
     def title(self) -> str:
         """Short display name: the plain name, with the palette size where one applies."""
         bins = _palette_bins(self.entry)
@@ -747,13 +752,19 @@ def _round(value: Any, digits: int) -> float | None:
 
 
 def save_results(comparison: Comparison, folder: str | Path, stem: str = "photo") -> list[Path]:
-    """Write each model's result as ``STEM_WEIGHTS.png`` at the photo's resolution; returns the paths.
+    """Write each model's result as ``STEM_WEIGHTS.png`` (``STEM_WEIGHTS-DECODE.png`` for a two-head model's
+    decodes) at the photo's resolution; returns the paths.
 
     zlib level 1 and one thread per core: a 1 MP PNG takes 0.05 s instead of 0.2 s at the default level.
     """
     stem = _safe(stem) or "photo"
-    return list(_POOL.map(lambda r: save_png(r.image, Path(folder) / f"{stem}_{_safe(r.entry.name)}.png",
+    return list(_POOL.map(lambda r: save_png(r.image, Path(folder) / f"{stem}_{r.file_tag}.png",
                                              compress_level=1), comparison.results))
+
+
+def _file_tag(choice: ModelChoice, entry: WeightsEntry) -> str:
+    # Faithful and Vivid share the litecolor weights: by the weights name alone, one file overwrote the other.
+    return _safe(f"{entry.name}-{choice.decode}" if choice.decode else entry.name)
 
 
 DISPLAY_MAX = 2048  # long side of the pictures shown in the browser; downloads keep the full resolution
@@ -825,7 +836,7 @@ def colorize_batch(paths: Sequence[str | Path], keys: Sequence[str], knobs: Knob
         images = colorizer(entry, knobs.size).colorize_batch(list(paths), batch_size=4,
                                                              **knobs.decoding(choice))
         for stem, image in zip(stems, images, strict=True):
-            out.append(save_png(image, Path(folder) / f"{stem}_{_safe(entry.name)}.png"))
+            out.append(save_png(image, Path(folder) / f"{stem}_{_file_tag(choice, entry)}.png"))
     return out
 
 

@@ -515,7 +515,7 @@ def test_metric_headers_say_which_way_is_better():
     assert "PSNR in dB" in studio.metric_units() and "ImgSim in %" in studio.metric_units()
 
 
-def test_a_two_head_model_is_a_faithful_and_a_vivid_choice(color_image, monkeypatch):
+def test_a_two_head_model_is_a_faithful_and_a_vivid_choice(color_image, monkeypatch, tmp_path: Path):
     assets = Path(__file__).resolve().parents[1] / "assets" / "weights"
     monkeypatch.setenv("COLORCORE_WEIGHTS_DIR", str(assets))  # the real flagship weights
     studio.load_model.cache_clear()
@@ -535,3 +535,12 @@ def test_a_two_head_model_is_a_faithful_and_a_vivid_choice(color_image, monkeypa
                                        choices=choices)
     a, b = (np.asarray(r.image) for r in comparison.results)
     assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).mean() > 1
+    # One weights file, two downloads: neither overwrites the other.
+    paths = studio.save_results(comparison, tmp_path / "one", "photo")
+    assert [p.name for p in paths] == ["photo_litecolor-faithful.png", "photo_litecolor-vivid.png"]
+    for path, image in zip(paths, (a, b), strict=True):
+        assert np.array_equal(np.asarray(Image.open(path)), image)
+    color_image.save(tmp_path / "photo.png")
+    batch = studio.colorize_batch([tmp_path / "photo.png"], ["litecolor:faithful", "litecolor:vivid"], knobs,
+                                  tmp_path / "batch", choices=choices)
+    assert len({p.name for p in batch}) == 2
