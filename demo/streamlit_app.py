@@ -95,7 +95,7 @@ def build_shown(photo: str, stem: str, comparison: studio.Comparison, wall: floa
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:  # PNGs are already compressed
         for r, data in zip(comparison.results, pngs, strict=True):
-            zf.writestr(f"{stem}_{r.entry.name}.png", data)
+            zf.writestr(f"{stem}_{r.file_tag}.png", data)
     return Shown(photo, stem, comparison, wall, sliders, pngs, buf.getvalue())
 
 
@@ -329,8 +329,8 @@ def show_comparison(shown: Shown) -> None:
             with col:
                 st.markdown(f"**{r.title}** · {r.elapsed:.2f} s")
                 components.html(sliders[i], height=min(height, 520) + 4)
-                st.download_button("PNG", shown.pngs[i], file_name=f"{shown.stem}_{r.entry.name}.png",
-                                   mime="image/png", key=f"dl-{r.entry.name}")
+                st.download_button("PNG", shown.pngs[i], file_name=f"{shown.stem}_{r.file_tag}.png",
+                                   mime="image/png", key=f"dl-{r.file_tag}")
     if not comparison.scored:  # the pictures are up; now the metrics, once
         comparison = studio.score(comparison)
         shown = Shown(shown.photo, shown.stem, comparison, shown.wall, shown.sliders, shown.pngs, shown.zip)
