@@ -311,6 +311,48 @@ def test_gradio_classroom_api_and_bad_files(gradio_url: str, driver, tmp_path: P
     wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, "#cc-photo img"), what="photo box emptied")
     assert css(By.CSS_SELECTOR, "#cc-photo input[type=file]")  # ready for the next photo
 
+    # Other bad files: each gets its own message, and the photo box never shows a broken picture.
+    for name, content, says in bad_files():
+        path = tmp_path / name
+        path.write_bytes(content)
+        for close in driver.find_elements(By.CSS_SELECTOR, "[data-testid=toast-close]"):
+            close.click()
+        upload_photo(driver, path)
+        wait_for(lambda says=says: any(says in t for t in toasts(driver)), timeout=60, what=f"{name}: {says}")
+        assert no_broken_photo(driver), name
+        assert css(By.CSS_SELECTOR, "#cc-photo input[type=file]"), name
+
+
+def bad_files() -> list[tuple[str, bytes, str]]:
+    """(file name, content, what the message must say) of files the photo box must refuse in words."""
+    import io
+
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.new("RGB", (600, 400), (200, 100, 50)).save(jpeg, "JPEG")
+    huge = io.BytesIO()
+    Image.new("L", (9000, 9000), 128).save(huge, "JPEG", quality=50)  # 81 MP in a few hundred KB
+    return [("notes.png", b"some text, renamed to .png\n", "notes.png: not a recognised image file"),
+            ("empty.png", b"", "empty.png: the file is empty"),
+            ("cut.jpg", jpeg.getvalue()[:len(jpeg.getvalue()) // 2],
+             "cut.jpg: cannot decode the JPEG image (the file is truncated)"),
+            ("huge.jpg", huge.getvalue(), "huge.jpg: image is 9000x9000 = 81 MP, above the 40 MP limit"),
+            ("doc.pdf", b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", "Invalid file type: doc.pdf")]
+
+
+def no_broken_photo(driver, seconds: float = 2.0) -> bool:
+    """True when, watched for ``seconds``, the photo box shows no picture that failed to load."""
+    from selenium.webdriver.common.by import By
+
+    broken = "return [...arguments[0]].some(i => i.complete && i.naturalWidth === 0)"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if driver.execute_script(broken, driver.find_elements(By.CSS_SELECTOR, "#cc-photo img")):
+            return False
+        time.sleep(0.05)
+    return not driver.find_elements(By.CSS_SELECTOR, "#cc-photo img")
+
 
 def test_streamlit_twin(weights: Path, driver, tmp_path: Path):
     from selenium.webdriver.common.by import By
