@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 import time
 import zipfile
 from dataclasses import dataclass
@@ -100,12 +101,17 @@ def build_shown(photo: str, stem: str, comparison: studio.Comparison, wall: floa
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def open_photo(data: bytes) -> tuple[Image.Image | None, Image.Image | None, str | None]:
+def open_photo(data: bytes, name: str) -> tuple[Image.Image | None, Image.Image | None, str | None]:
     """``(gray input, ground truth, error)`` of an uploaded file, opened once per distinct upload."""
     try:
         return (*studio.split_photo(load_image(data)), None)
     except ColorcoreError as exc:
-        return None, None, str(exc)
+        return None, None, named_error(exc, name)
+
+
+def named_error(exc: ColorcoreError, name: str) -> str:
+    """The message naming the file, as the Gradio studio's does: colorcore names bytes "<N bytes>"."""
+    return f"{name}: {re.sub(r'^<[0-9]+ bytes>: ', '', str(exc))}"
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -167,7 +173,7 @@ def hint_picker(gray: Image.Image, stem: str) -> Hints | None:
 
 
 def pick_photo() -> tuple[bytes | None, str]:
-    """The current photo's bytes (uploaded or example) and a file stem for downloads."""
+    """The current photo's bytes (uploaded or example) and its file name."""
     uploads = st.file_uploader("Photos (gray or colour; colour photos become gray + ground truth)",
                                type=["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"],
                                accept_multiple_files=True, key="uploads")
@@ -180,7 +186,7 @@ def pick_photo() -> tuple[bytes | None, str]:
         return None, "photo"
     source = sources[name]
     data = source.getvalue() if hasattr(source, "getvalue") else Path(source).read_bytes()
-    return data, studio.photo_stem(name)
+    return data, name
 
 
 def model_picker(choices: list[studio.ModelChoice]) -> list[str]:
@@ -206,7 +212,8 @@ class Settings:
     """What the sidebar asked for."""
 
     photo: bytes | None
-    stem: str
+    name: str  # the photo's file name
+    stem: str  # ... as a download stem
     truth_file: bytes | None
     keys: list[str]
     knobs: dict[str, object]  # studio.Knobs arguments
@@ -216,7 +223,7 @@ class Settings:
 
 def sidebar(choices: list[studio.ModelChoice]) -> Settings:
     st.header("Input")
-    photo, stem = pick_photo()
+    photo, name = pick_photo()
     truth_file = st.file_uploader("Separate ground truth (optional)", type=["jpg", "jpeg", "png", "webp"],
                                   key="truth")
     st.header("Models")
@@ -246,7 +253,8 @@ def sidebar(choices: list[studio.ModelChoice]) -> Settings:
                      studio.SIZE_STEP, key="size", disabled=as_trained)
     knobs = {"temperature": temperature, "method": method, "top_k": top_k, "bins": bins,
              "size": None if as_trained else size}
-    return Settings(photo, stem, truth_file.getvalue() if truth_file else None, keys, knobs, vis.hints, run)
+    return Settings(photo, name, studio.photo_stem(name), truth_file.getvalue() if truth_file else None, keys,
+                    knobs, vis.hints, run)
 
 
 def main() -> None:
@@ -261,7 +269,8 @@ def main() -> None:
         return
     with st.sidebar:
         settings = sidebar(choices)
-    gray, truth, error = open_photo(settings.photo) if settings.photo is not None else (None, None, None)
+    gray, truth, error = (open_photo(settings.photo, settings.name) if settings.photo is not None
+                          else (None, None, None))
     if error:
         st.error(error)
     if settings.truth_file is not None:

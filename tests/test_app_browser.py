@@ -485,3 +485,30 @@ def test_streamlit_twin(weights: Path, driver, tmp_path: Path):
                               what="distribution of the clicked pixel")
         assert x > w // 2 and y < h // 2, (x, y)  # right of and above the centre, as clicked
         driver.save_screenshot(str(artifacts_dir() / "streamlit_classroom.png"))
+
+
+UPLOADER = "[data-testid=stFileUploader] input[type=file]"
+
+
+def test_streamlit_bad_files(weights: Path, driver, tmp_path: Path):
+    """Each bad photo gets a message naming the file and what is wrong, and no broken picture."""
+    from selenium.webdriver.common.by import By
+
+    # Bytes, not a file: colorcore words an empty upload differently; Streamlit refuses a PDF itself.
+    own_words = {"empty.png": "empty.png: the image data is empty",
+                 "doc.pdf": "application/pdf files are not allowed"}
+    with serve_streamlit(free_port(), weights) as url:
+        for name, content, says in bad_files():
+            path = tmp_path / name
+            path.write_bytes(content)
+            driver.get(url)  # a fresh session: one upload, and it is the photo in use
+            upload = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, UPLOADER), timeout=120,
+                              what="uploader")
+            upload[0].send_keys(str(path))
+            says = own_words.get(name, says)
+            wait_for(lambda says=says: says in driver.find_element(By.TAG_NAME, "body").text, timeout=60,
+                     what=f"{name}: {says}")
+            broken = "return [...document.images].some(i => i.complete && i.naturalWidth === 0)"
+            assert not driver.execute_script(broken), name
+            if name != "doc.pdf":  # refused before the app sees it
+                assert "<" not in driver.find_element(By.CSS_SELECTOR, "[data-testid=stAlert]").text, name
