@@ -25,6 +25,13 @@ def _photo(seed: int, side: int) -> np.ndarray:
     return smooth_rgb(side, side, seed, amplitude=0.45)
 
 
+def _tiny_run_args(root: Path) -> list[str]:
+    """Trainer arguments for 4 steps on ``root``'s tiny train/val photos, evaluating every 2."""
+    return ["--data", str(root / "train"), "--val", str(root / "val"), "--size", str(SIZE),
+            "--batch-size", "4", "--workers", "0", "--no-progress", "--cache-dir", str(root / "cache"),
+            "--steps", "4", "--eval-every", "2"]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A finished baseline run and a finished unet-palette run on 8 + 4 tiny photos."""
@@ -33,9 +40,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (root / split).mkdir()
         for i in range(n):
             Image.fromarray(_photo(offset + i, 40)).save(root / split / f"{i}.png")
-    common = ["--data", str(root / "train"), "--val", str(root / "val"), "--size", str(SIZE),
-              "--batch-size", "4", "--workers", "0", "--no-progress", "--cache-dir", str(root / "cache"),
-              "--steps", "4", "--eval-every", "2"]
+    common = _tiny_run_args(root)
     out = {"baseline": root / "baseline", "palette": root / "palette"}
     assert train_main(["--model", "baseline", "--config", "hidden=8", "--out", str(out["baseline"]),
                        *common]) == 0
@@ -169,3 +174,26 @@ def test_init_fine_tunes_from_exported_weights(runs, weights_dir: Path, tmp_path
     unknown = [*common[:-1], "nonexistent", "--config", "hidden=8", "--out", str(tmp_path / "no")]
     assert train_main(unknown) == 2
     assert "no weights named 'nonexistent'" in capsys.readouterr().err
+
+
+def test_last_checkpoint_card_says_which_step_and_why(runs, weights_dir: Path):
+    entry = export_run(runs["baseline"], "baseline-last", checkpoint="last")
+    card = json.loads((weights_dir / "baseline-last.json").read_text())
+    t = card["training"]
+    history = load_checkpoint(runs["baseline"] / "last.pt")["history"]
+    lowest = min(history, key=lambda r: r["val_loss"])["step"]
+    assert card["checkpoint"] == "last" and t["best_step"] == 4 and t["planned_steps"] == 4
+    assert t["lowest_val_loss_step"] == lowest
+    md = (weights_dir / "baseline-last.md").read_text()
+    assert f"the last checkpoint, step 4 (the lowest val loss was at step {lowest})" in md
+    assert "stop reason: reached the planned steps" in md and entry.name == "baseline-last"
+
+
+def test_card_of_a_sitting_that_ended_before_the_plan(runs, weights_dir: Path, tmp_path: Path):
+    root = runs["baseline"].parent
+    out = tmp_path / "short"
+    assert train_main(["--model", "baseline", "--config", "hidden=8", "--out", str(out),
+                       *_tiny_run_args(root), "--stop-after", "2"]) == 0
+    export_run(out, "baseline-short", checkpoint="last")
+    md = (weights_dir / "baseline-short.md").read_text()
+    assert "stop reason: the sitting ended at step 2 of the 4 planned" in md

@@ -149,7 +149,7 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
         f"- steps: {t.get('steps')} ({t.get('epochs')} epochs) at batch size {t.get('batch_size')} x "
         f"{t.get('world_size', 1)} process(es), size {t.get('size')} px, lr {t.get('lr')}, "
         f"seed {t.get('seed')}",
-        f"- best checkpoint: step {t.get('best_step')}; stop reason: {t.get('stop_reason') or 'interrupted'}",
+        *_checkpoint_lines(t, entry_card.get("checkpoint", "best")),
         f"- wall time: {t.get('wall_time_s', 0):.0f} s on {t.get('device')}",
         f"- command: `{t.get('command')}`",
     ]
@@ -160,7 +160,7 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
                   f"{steps} steps and {wall:.0f} s of training were run"]
     lines += [
         "",
-        "## Validation metrics (best checkpoint)",
+        "## Validation metrics (exported checkpoint)",
         "",
         "| metric | model | gray (ab = 0) |",
         "|---|---:|---:|",
@@ -171,6 +171,28 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
     lines += ["", "The gray baseline is the input itself, measured on the same validation images.", ""]
     lines += evaluation_markdown(entry_card.get("evaluation"))
     return "\n".join(lines)
+
+
+def _lowest_val_loss_step(history: list[dict[str, Any]]) -> int | None:
+    rows = [r for r in history if r.get("val_loss") is not None]
+    return min(rows, key=lambda r: r["val_loss"])["step"] if rows else None
+
+
+def _checkpoint_lines(t: dict[str, Any], checkpoint: str) -> list[str]:
+    """Which checkpoint the weights are, and why the run stopped where it did."""
+    planned = t.get("planned_steps")
+    if t.get("stop_reason"):
+        why = t["stop_reason"]
+    elif planned and t.get("steps", 0) < planned:
+        why = f"the sitting ended at step {t.get('steps')} of the {planned} planned"
+    else:
+        why = "interrupted"
+    if checkpoint == "last":
+        chosen = (f"the last checkpoint, step {t.get('best_step')} (the lowest val loss was at step "
+                  f"{t.get('lowest_val_loss_step')})")
+    else:
+        chosen = f"best checkpoint (lowest val loss), step {t.get('best_step')}"
+    return [f"- weights: {chosen}; stop reason: {why}"]
 
 
 def evaluation_markdown(evaluation: dict[str, Any] | None) -> list[str]:
@@ -231,7 +253,9 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manif
         "grayscale_skipped": facts.get("train_grayscale_skipped", 0),
         "steps": counters["step"],
         "epochs": round(counters["step"] / per_epoch, 3),
+        "planned_steps": args.get("steps"),
         "best_step": best_row.get("step"),
+        "lowest_val_loss_step": _lowest_val_loss_step(final["history"]),
         "wall_time_s": round(float(counters["elapsed"]), 1),
         "device": final.get("device"),
         "world_size": final.get("world_size", 1),
