@@ -126,8 +126,11 @@ def open_truth(data: bytes) -> tuple[Image.Image | None, str | None]:
 @st.cache_resource(show_spinner=False)
 def curves_png() -> bytes | None:
     fig = studio.training_curves_figure()
-    if fig is None:
-        return None
+    return None if fig is None else figure_png(fig)
+
+
+def figure_png(fig) -> bytes:
+    """A figure as a PNG at 110 dpi: st.pyplot renders at 200 dpi, 0.4 s more on every pixel click."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
@@ -372,20 +375,17 @@ def classroom(gray: Image.Image | None, truth: Image.Image | None, choices: list
         c1, c2 = st.columns([1, 2])
         with c1:
             st.caption("Click a pixel of the input to see the classifier's colour distribution there.")
-            picked = st.session_state.get("cls_pixel")
+            # The click's value, read before the picture is drawn, so the run the click starts draws the
+            # mark where it landed (reading it from the component took a second rerun of the fragment).
+            picked = clicked_pixel(st.session_state.get("cls_click"), gray)
             x, y = picked if picked and picked[0] < gray.width and picked[1] < gray.height \
                 else (gray.width // 2, gray.height // 2)
-            shown = studio.mark_pixel(studio.zoomed(gray), x, y, gray.size)
-            click = click_view(shown, "cls_click")
-            pixel = clicked_pixel(click, gray)
-            if pixel is not None and pixel != picked:
-                st.session_state["cls_pixel"] = pixel
-                st.rerun(scope="fragment")  # redraw the mark where the click landed
+            click_view(studio.mark_pixel(studio.zoomed(gray), x, y, gray.size), "cls_click")
         with c2:
             try:
                 view = studio.pixel_distribution(key, gray, x, y, temperature=temperature, size=size,
                                                  bins=bins, truth=truth)
-                st.pyplot(view.figure)
+                st.image(figure_png(view.figure))
                 st.markdown(view.summary)
             except ColorcoreError as exc:
                 st.error(str(exc))
