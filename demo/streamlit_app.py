@@ -333,7 +333,9 @@ def show_comparison(shown: Shown) -> None:
     results = comparison.results
     height = round(SLIDER_WIDTH * comparison.gray.height / comparison.gray.width)
     for start in range(0, len(results), 3):
-        cols = st.columns(3)
+        # As many columns as results (up to 3): in a third of the page two sliders left a 60 px gap under
+        # their pictures, the iframe being sized for SLIDER_WIDTH.
+        cols = st.columns(min(3, len(results)))
         for i, col in zip(range(start, start + 3), cols, strict=False):
             if i >= len(results):
                 break
