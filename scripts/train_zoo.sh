@@ -15,7 +15,7 @@ WEIGHTS_OUT=${WEIGHTS_OUT:-assets/weights}
 MANIFEST="colour-corpus (../shared/data/colour-corpus/MANIFEST.md): 19,715 train / 1,038 val real photos, 128x128 JPEG q90"
 # Patience 20 is more evaluations than a run has: with 7, the noisy 256-photo val stopped some runs before the
 # cosine schedule's low learning-rate tail, which is where these short runs gain most. The weights kept from
-# the first sitting (autoencoder, autoencoder-13, zhang-regression, eccv16-small, fusion-w50) were trained with
+# the first sitting (autoencoder, autoencoder-13, zhang-regression, eccv16-small) were trained with
 # the trainer's default patience of 7; each card's command line is the exact record.
 COMMON=(--data "$DATA" --val "$VAL" --size 64 --batch-size 32 --device cpu --threads 1 --workers 1
         --cache --val-limit 256 --no-progress --resume --patience 20)
@@ -28,8 +28,6 @@ recipe() {
     autoencoder-13)    echo autoencoder-13 400 ;;
     zhang-regression)  echo zhang-regression 600 ;;
     resnet-regression) echo resnet-regression 1500 ;;
-    pix2pix)           echo pix2pix 500 --l1-pretrain-steps 250 ;;
-    fusion-w50)        echo fusion 120 --config width=0.5 ;;
     eccv16-small)      echo eccv16-small 400 --prior-images 3000 ;;
     eccv16-w25)        echo eccv16 1500 --prior-images 3000 --config width=0.25 ;;
     unet-palette-16)   echo unet-palette 1500 --rebalance-palette --config bins=16 width=8 ;;
@@ -50,7 +48,8 @@ recipe() {
     *) return 1 ;;
   esac
 }
-STREAM_A=(eccv16-small eccv16-w25 unet-palette-16 unet-palette-24 unet-palette-32 siggraph17-w25 pix2pix fusion-w50)
+# pix2pix and fusion-w50 are now trained on the ImageNet EfficientNet-Lite0 encoder: scripts/train_lite_zoo.sh.
+STREAM_A=(eccv16-small eccv16-w25 unet-palette-16 unet-palette-24 unet-palette-32 siggraph17-w25)
 STREAM_B=(baseline autoencoder autoencoder-13 zhang-regression resnet-regression)
 
 # train NAME: trains runs/NAME with its recipe, then exports assets/weights/NAME.* (NAME less any -ft*)

