@@ -43,11 +43,11 @@ fusion() {  # planned 1,200 steps; the sitting ended at 600 (--stop-after), and 
     --out-dir "$WEIGHTS_OUT"
 }
 
-pix2pix() {  # 400 L1 steps, then 200 adversarial ones; CHECKPOINT=best keeps the L1 weights instead
+pix2pix() {  # 400 L1 steps, then 200 adversarial ones; the L1 weights (best.pt) are kept, CHECKPOINT=last takes the GAN ones
   "$PY" -m training.train --model pix2pix --config 'encoder="lite0"' 'encoder_weights="imagenet"' \
     --steps 600 --l1-pretrain-steps 400 --eval-every 100 --save-every 50 --cache-dir "$RUNS/.cache-p2p" \
     --out "$RUNS/pix2pix-lite0" "${COMMON[@]}"
-  "$PY" -m training.export "$RUNS/pix2pix-lite0" --name pix2pix --checkpoint "${CHECKPOINT:-last}" \
+  "$PY" -m training.export "$RUNS/pix2pix-lite0" --name pix2pix --checkpoint "${CHECKPOINT:-best}" \
     --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT"
 }
 
