@@ -93,9 +93,9 @@ PLAIN_NAMES: dict[str, PlainName] = {
     "eccv16-w25": PlainName("Vivid, from scratch", "bolder colour, often a wrong hue"),
     "siggraph17-w25": PlainName("Paint your own hints", "follows colours you paint on the photo"),
     "unet-palette": PlainName("Poster colours", "bright, flat colour from a small palette"),
-    "pix2pix": PlainName("GAN U-Net", "a pix2pix generator, balanced colour"),
+    "pix2pix": PlainName("ImageNet U-Net", "a pix2pix generator on ImageNet features"),
     "autoencoder": PlainName("Small autoencoder", "a compact encoder-decoder, muted"),
-    "fusion-w50": PlainName("Whole-scene fusion", "adds a view of the whole picture"),
+    "fusion-w50": PlainName("Whole-scene fusion", "an ImageNet view of the whole scene, muted"),
     "eccv16-small": PlainName("Vivid, small", "a smaller 313-bin classifier"),
     "autoencoder-13": PlainName("Deep autoencoder", "a 13-layer encoder-decoder"),
     "zhang-regression": PlainName("Sepia regression", "shows why regression paints sepia"),
@@ -106,8 +106,8 @@ PLAIN_NAMES: dict[str, PlainName] = {
 # Best first. The picker lists installed choices in this order (others after them), the first one is
 # marked recommended and the default selection takes the first DEFAULT_PICKS of them (faithful + vivid).
 RECOMMENDED: tuple[str, ...] = (
-    "litecolor:faithful", "litecolor:vivid", "resnet-regression", "eccv16-w25", "siggraph17-w25",
-    "unet-palette", "pix2pix", "autoencoder", "fusion-w50", "eccv16-small", "autoencoder-13",
+    "litecolor:faithful", "litecolor:vivid", "pix2pix", "fusion-w50", "resnet-regression", "eccv16-w25",
+    "siggraph17-w25", "unet-palette", "autoencoder", "eccv16-small", "autoencoder-13",
     "zhang-regression", "baseline",
 )
 DEFAULT_PICKS = 2
