@@ -184,6 +184,11 @@ def pick_photo() -> tuple[bytes | None, str]:
     if not sources:
         sources = {p.name: p for p in EXAMPLES}
         st.caption("No upload yet: pick one of the example photos.")
+    # A fresh upload becomes the current photo, as in the Gradio studio (the selector would keep the old one).
+    added = [n for n in sources if n not in st.session_state.get("known_photos", ())]
+    st.session_state["known_photos"] = list(sources)
+    if added and uploads:
+        st.session_state["photo_name"] = added[-1]
     name = st.selectbox("Photo to colourise", list(sources), key="photo_name")
     if name is None:
         return None, "photo"

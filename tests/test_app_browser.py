@@ -486,6 +486,13 @@ def test_streamlit_twin(weights: Path, driver, tmp_path: Path):
         assert x > w // 2 and y < h // 2, (x, y)  # right of and above the centre, as clicked
         driver.save_screenshot(str(artifacts_dir() / "streamlit_classroom.png"))
 
+        # A second upload becomes the photo to colourise (the selector used to stay on the first): the
+        # classroom then shows the 512x512 astronaut instead of the 600x400 coffee.
+        second = copy_example("astronaut.jpg", tmp_path)
+        driver.find_elements(By.CSS_SELECTOR, UPLOADER)[0].send_keys(str(second))
+        wait_for(lambda: (p := shown_pixel()) is not None and p[2:] == (512, 512), timeout=120,
+                 what="the new upload selected")
+
 
 UPLOADER = "[data-testid=stFileUploader] input[type=file]"
 
