@@ -77,20 +77,22 @@ def _check_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
         )
 
 
-def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None
+               ) -> Image.Image:
     """Open ``source`` as a decoded 8-bit ``"RGB"`` or ``"L"`` PIL image (see the module docstring).
 
     Args:
         source: a file path, encoded bytes, a PIL image, or a numpy array ``(H, W)``, ``(H, W, 1)``,
             ``(H, W, 3)`` or ``(H, W, 4)`` of dtype uint8, uint16, bool or float (float taken as [0, 1]).
         max_pixels: refuse images with more than this many pixels (width x height).
+        name: what messages call the source (an upload's file name), instead of its path or "<N bytes>".
 
     Raises:
         ImageLoadError: the source is missing, empty, not an image, truncated, corrupt or too large.
     """
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
-    what = _describe(source)
+    what = name or _describe(source)
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels, what)
     if isinstance(source, Image.Image):
@@ -102,7 +104,8 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
             raise ImageLoadError(f"{what}: cannot decode the image ({exc})") from exc
     if isinstance(source, bytes | bytearray | memoryview):
         if len(source) == 0:
-            raise ImageLoadError("the image data is empty (0 bytes)")
+            raise ImageLoadError(f"{name}: the image data is empty (0 bytes)" if name
+                                 else "the image data is empty (0 bytes)")
         return _open(io.BytesIO(bytes(source)), max_pixels, what)
     if isinstance(source, str | os.PathLike):
         path = Path(source)

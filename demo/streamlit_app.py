@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import re
 import time
 import zipfile
 from dataclasses import dataclass
@@ -104,14 +103,9 @@ def build_shown(photo: str, stem: str, comparison: studio.Comparison, wall: floa
 def open_photo(data: bytes, name: str) -> tuple[Image.Image | None, Image.Image | None, str | None]:
     """``(gray input, ground truth, error)`` of an uploaded file, opened once per distinct upload."""
     try:
-        return (*studio.split_photo(load_image(data)), None)
+        return (*studio.split_photo(load_image(data, name=name)), None)
     except ColorcoreError as exc:
-        return None, None, named_error(exc, name)
-
-
-def named_error(exc: ColorcoreError, name: str) -> str:
-    """The message naming the file, as the Gradio studio's does: colorcore names bytes "<N bytes>"."""
-    return f"{name}: {re.sub(r'^<[0-9]+ bytes>: ', '', str(exc))}"
+        return None, None, str(exc)  # it names the file, as the Gradio studio's messages do
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

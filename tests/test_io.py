@@ -333,3 +333,13 @@ def test_iter_image_files(tmp_path: Path) -> None:
     assert iter_image_files(tmp_path / "d" / "sub") == [tmp_path / "d" / "sub" / "c.webp"]
     with pytest.raises(FileNotFoundError, match="missing"):
         iter_image_files([tmp_path / "missing"])
+
+
+def test_messages_name_an_upload_by_its_file_name():
+    with pytest.raises(ImageLoadError, match=r"^notes\.png: ") as not_image:
+        load_image(b"hello, not an image", name="notes.png")
+    assert "bytes>" not in str(not_image.value)
+    with pytest.raises(ImageLoadError, match=r"^empty\.jpg: the image data is empty \(0 bytes\)$"):
+        load_image(b"", name="empty.jpg")
+    with pytest.raises(ImageLoadError, match=r"^<19 bytes>: "):
+        load_image(b"hello, not an image")
