@@ -20,12 +20,10 @@ holdout_rest() {
   "$PY" - "$DATA" "$HOLDOUT_REST" <<'PY'
 import sys
 from pathlib import Path
-import torch
 from training import data as tdata
-from training.train import VAL_FRACTION
+from training.train import holdout_indices
 paths = list(tdata.scan_images(Path(sys.argv[1])).paths)
-order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(0)).tolist()
-held = sorted(order[: max(1, round(len(paths) * VAL_FRACTION))])
+held = holdout_indices(len(paths), 0)
 out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
 for i in held[512:]:
     link = out / paths[i].name

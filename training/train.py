@@ -242,6 +242,12 @@ class DataBundle:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+def holdout_indices(n: int, seed: int) -> list[int]:
+    """Sorted indices of the seeded ``VAL_FRACTION`` of ``n`` photos held out when no ``--val`` is given."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(order[: max(1, round(n * VAL_FRACTION))])
+
+
 def prepare_data(args: argparse.Namespace, info: Dist, device: torch.device, log) -> DataBundle:
     augment = tdata.Augment(flip=not args.no_flip, zoom=not args.no_zoom, rotate=not args.no_rotate,
                             shear=not args.no_shear)
@@ -258,9 +264,7 @@ def prepare_data(args: argparse.Namespace, info: Dist, device: torch.device, log
     else:
         if len(train_paths) < 2:
             raise TrainError(f"{args.data} has {len(train_paths)} colour photo(s); pass --val or add more")
-        order = torch.randperm(len(train_paths), generator=torch.Generator().manual_seed(args.seed)).tolist()
-        n_val = max(1, round(len(train_paths) * VAL_FRACTION))
-        held = set(order[:n_val])
+        held = set(holdout_indices(len(train_paths), args.seed))
         val_paths = [p for i, p in enumerate(train_paths) if i in held]
         train_paths = [p for i, p in enumerate(train_paths) if i not in held]
         facts.update(val_dir=f"{args.data} (seeded {VAL_FRACTION:.0%} hold-out)")
