@@ -269,6 +269,65 @@ def test_phase1_resume_is_bit_identical(photo_folder, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_encoder_runs_its_later_stages_from_a_tap(lite0):
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        taps, _ = lite0.features(x)
+        later = lite0.taps_from(taps[8], 8)
+    assert set(later) == {8, 16, 32}
+    torch.testing.assert_close(later[32], taps[32])
+    tuned = {id(p) for p in lite0.parameters_after(8)}
+    first_late = lite0.stage_ends[2] + 1
+    assert all(id(p) in tuned for p in lite0._blocks[first_late].parameters())
+    assert not any(id(p) in tuned for p in lite0._blocks[first_late - 1].parameters())
+    assert all(id(p) in tuned for p in lite0._conv_head.parameters())
+
+
+def test_phase1_tunes_the_later_encoder_stages_from_trained_weights(photo_folder, tmp_path, weights_dir):
+    cache = tmp_path / "cache"
+    config = {"encoder": "lite0", "encoder_weights": "imagenet", "decoder": (16, 16, 16, 16), "global_dim": 8}
+    feature_cache.build_cache(photo_folder, cache, config=config, size=64, progress=False)
+    assert train_decoder.main([*phase1_argv(cache), "--out", str(tmp_path / "p1")]) == 0
+    start = export.export_run(tmp_path / "p1", "litecolor-tiny")
+    argv = [*phase1_argv(cache), "--out", str(tmp_path / "tuned"), "--init", start.name, "--lr", "1e-2"]
+    assert train_decoder.main([*argv, "--tune-encoder-after", "8"]) == 0
+
+    before = create_model("litecolor-tiny", pretrained=True).state_dict()
+    state = torch.load(tmp_path / "tuned" / "last.pt", weights_only=True)
+    after = state["model"]
+    encoder = create_model("litecolor", **config).encoder
+    first_late = encoder.stage_ends[2] + 1
+
+    def moved(prefix: str) -> bool:
+        keys = [k for k in after if k.startswith(prefix) and not k.endswith("num_batches_tracked")]
+        assert keys
+        return any(not torch.equal(before[k].float(), after[k].float()) for k in keys)
+
+    assert moved(f"encoder._blocks.{first_late}.") and moved("encoder._conv_head.") and moved("stage4.")
+    assert not moved(f"encoder._blocks.{first_late - 1}.") and not moved("encoder._conv_stem.")
+    assert not moved(f"encoder._blocks.{first_late}._bn0.running_mean")  # BatchNorm statistics stay
+    assert state["run_config"]["init"]["weights"] == "litecolor-tiny"
+    assert "later stages tuned" in state["run_config"]["objective"]
+
+    export.export_run(tmp_path / "tuned", "litecolor-tuned")
+    card = (weights_dir / "litecolor-tuned.md").read_text()
+    assert "initialised from weights `litecolor-tiny`" in card
+    # the exported network is the tuned one: its own encoder reproduces the training-time features
+    model = create_model("litecolor-tuned", pretrained=True).eval()
+    meta, arrays = feature_cache.open_cache(cache)
+    taps = [torch.from_numpy(np.array(arrays[f"t{s}"][0:1])).float() for s in (4, 8, 16, 32)]
+    from training.data import to_lab
+
+    l, _ = to_lab(torch.from_numpy(np.array(arrays["rgb"][0:1])))
+    with torch.no_grad():
+        cached_ab = train_decoder.decode_cached(model, taps, 8)[1]
+        own_ab = model.forward_both(l)[1]
+        start_ab = create_model("litecolor-tiny", pretrained=True).eval().forward_both(l)[1]
+    # fp16 caching moves ab by well under 2 units (of +-110); the tuning moved it further
+    torch.testing.assert_close(own_ab, cached_ab, atol=2.0, rtol=0.0)
+    assert (start_ab - cached_ab).abs().max() > 4.0
+
+
 def test_cache_errors_are_clear(tmp_path):
     with pytest.raises(feature_cache.CacheError, match="no meta.json"):
         feature_cache.open_cache(tmp_path)

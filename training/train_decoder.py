@@ -6,12 +6,18 @@ step costs only the decoder. The loss is the 313-bin rebalanced cross-entropy on
 head's ab / 110. A seeded ``--holdout`` fraction of the TRAIN photos picks the best checkpoint and early
 stopping; the val cache is only reported (faithful and vivid decodes), so choices are not tuned to it.
 
+``--tune-encoder-after 8`` also fine-tunes the encoder's stages after its stride-8 tap (strides 16 and
+32, most of its parameters but little of its compute at these sizes) and its head, run on the cached
+stride-8 tap, at ``--encoder-lr-scale`` times the learning rate: the semantic layers adapt to gray
+128-px photos for about the price of phase 1. ``--init WEIGHTS`` starts from trained weights.
+
 Run folders match ``training.train``'s (``config.json``, atomic ``last.pt`` / ``best.pt``,
 ``metrics.csv``, ``loss.png``, ``metrics.png``), so ``training.export`` exports them and ``--resume``
 continues bit for bit. Phase 2 (end to end) is ``training.train --model litecolor --init WEIGHTS``.
 
     python -m training.train_decoder --cache CACHE/train --val-cache CACHE/val --out runs/litecolor-p1 \
         [--epochs 6] [--batch-size 32] [--lr 1e-3] [--l1-weight 5] [--holdout 0.03] [--resume]
+        [--init WEIGHTS] [--tune-encoder-after {8,16}] [--encoder-lr-scale 0.1]
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from torch import Tensor
 from colorcore import quantize
 from colorcore.errors import ColorcoreError
 from colorcore.io import atomic_write_text
+from colorcore.models.litecolor import TAP_STRIDES
 from colorcore.registry import build_model
 from training import data as tdata
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -41,6 +48,7 @@ from training.objectives import GamutAndRegression
 from training.plots import plot_history
 from training.train import (
     image_metrics,
+    init_from_weights,
     lab_batch_to_uint8,
     make_lr_lambda,
     pick_precision,
@@ -85,6 +93,16 @@ class FeatureBatches:
         return torch.from_numpy(np.ascontiguousarray(self.arrays["rgb"][np.sort(photos)]))
 
 
+def decode_cached(model, taps: Sequence[Tensor], tune_after: int | None) -> tuple[Tensor, Tensor]:
+    """(logits, ab) from cached taps (strides 4, 8, 16, 32); with ``tune_after``, the encoder's stages
+    after that tap run again on it, so they can train."""
+    if tune_after is not None:
+        cached = dict(zip(TAP_STRIDES, taps, strict=True))
+        later = model.encoder.taps_from(cached[tune_after], tune_after)
+        taps = [later.get(s, cached[s]) for s in TAP_STRIDES]
+    return model.decode(*taps)
+
+
 def split_holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split of ``range(n)`` into (train rows, holdout rows)."""
     perm = np.random.default_rng(seed).permutation(n)
@@ -127,6 +145,7 @@ def evaluate(
     photos: np.ndarray,
     batch_size: int,
     with_images: bool,
+    tune_after: int | None = None,
 ) -> dict[str, float]:
     """Mean loss over ``photos`` and, with ``with_images``, PSNR / AuC / colourfulness of both decodes."""
     model.eval()
@@ -135,7 +154,7 @@ def evaluate(
     for lo in range(0, len(photos), batch_size):
         chunk = np.sort(photos[lo : lo + batch_size])
         taps, ab4, soft = batches.get(chunk)
-        logits, ab_pred = model.decode(*taps)
+        logits, ab_pred = decode_cached(model, taps, tune_after)
         loss, parts = loss_fn.loss(logits, ab_pred, ab4, soft)
         for k, v in {"loss": float(loss), **parts}.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(chunk)
@@ -184,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="bf16 autocast where the CPU has it natively (AMX, AVX512-BF16); ignored elsewhere",
     )
     p.add_argument("--stop-after", type=int, default=None, help="stop (resumably) after this global step")
+    p.add_argument("--init", default=None, metavar="WEIGHTS", help="start from these weights (name or file)")
+    p.add_argument(
+        "--tune-encoder-after",
+        type=int,
+        choices=(8, 16),
+        default=None,
+        help="also fine-tune the encoder's stages after this tap stride (and its head)",
+    )
+    p.add_argument("--encoder-lr-scale", type=float, default=0.1, help="encoder lr / --lr when tuning it")
     return p
 
 
@@ -228,8 +256,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{args.val_cache} was cached for another model, config or size than {args.cache}"
         )
     model = build_model(meta["model"], **meta["config"])
+    init_record = init_from_weights(model, meta["model"], model.config, args.init) if args.init else None
     for p in model.encoder.parameters():
         p.requires_grad_(False)
+    tune_after = args.tune_encoder_after
+    encoder_params = model.encoder.parameters_after(tune_after) if tune_after is not None else []
+    for p in encoder_params:
+        p.requires_grad_(True)
     train_rows, holdout_rows = split_holdout(int(meta["photos"]), args.holdout, args.seed)
     centers = model.decoder.centers
     arrays.update(soft_targets(args.cache, arrays["ab4"], centers))
@@ -245,12 +278,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     total = args.steps if args.steps is not None else int(math.ceil(args.epochs * per_epoch))
     warmup = args.warmup_steps if args.warmup_steps is not None else round(0.02 * total)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    tuned = {id(p) for p in encoder_params}
+    groups = [{"params": [p for p in params if id(p) not in tuned], "lr": args.lr}]
+    if encoder_params:
+        groups.append({"params": encoder_params, "lr": args.lr * args.encoder_lr_scale})
+    optimizer = torch.optim.AdamW(groups, lr=args.lr, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, make_lr_lambda("cosine", total, warmup))
     args_dict = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     args_dict.update(
-        size=meta["size"], data=meta["data_dir"], val=val[0]["data_dir"] if val else None, init=None
+        size=meta["size"], data=meta["data_dir"], val=val[0]["data_dir"] if val else None
     )
+    frozen = meta["config"]["encoder"]
+    if tune_after is not None:
+        frozen += f" encoder frozen up to its stride-{tune_after} tap, later stages tuned at "
+        frozen += f"{args.encoder_lr_scale} x lr"
+    else:
+        frozen = f"frozen {frozen} encoder"
     run_config = {
         "model": meta["model"],
         "model_config": meta["config"],
@@ -258,7 +301,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "total_steps": total,
         "steps_per_epoch": per_epoch,
         "command": "python -m training.train_decoder " + " ".join(sys.argv[1:]),
-        "objective": f"phase 1 (frozen {meta['config']['encoder']} encoder, cached features x{meta['flips']} "
+        "init": init_record,
+        "objective": f"phase 1 ({frozen}, cached features x{meta['flips']} "
         f"flips): 313-bin rebalanced CE + {args.l1_weight} x L1 on ab",
         "data": {
             "train_dir": meta["data_dir"],
@@ -302,7 +346,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     atomic_write_text(out / "config.json", json.dumps(run_config, indent=2, default=str) + "\n")
 
     def do_eval(train_loss: float) -> None:
-        held = evaluate(model, loss_fn, batches, holdout_rows, 64, with_images=False)
+        held = evaluate(model, loss_fn, batches, holdout_rows, 64, with_images=False, tune_after=tune_after)
         row: dict[str, Any] = {
             "epoch": round(counters["step"] / per_epoch, 4),
             "step": counters["step"],
@@ -315,7 +359,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "holdout_l1": held["l1"],
         }
         if val_batches is not None:
-            v = evaluate(model, loss_fn, val_batches, val_batches.rows, 64, with_images=True)
+            v = evaluate(
+                model, loss_fn, val_batches, val_batches.rows, 64, with_images=True, tune_after=tune_after
+            )
             row.update({f"val_{k}": x for k, x in v.items()})
         history.append(row)
         improved = held["loss"] < counters["best"] * (1 - args.min_delta)
@@ -356,7 +402,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sl = slice(b * args.batch_size, (b + 1) * args.batch_size)
             taps, ab4, soft = batches.get(order[sl], flips[sl])
             with precision.autocast(CPU):
-                logits, ab_pred = model.decode(*taps)
+                logits, ab_pred = decode_cached(model, taps, tune_after)
             loss, _ = loss_fn.loss(logits, ab_pred, ab4, soft)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

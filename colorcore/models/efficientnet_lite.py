@@ -194,13 +194,26 @@ class EfficientNetLite(nn.Module):
 
     def features(self, x: Tensor) -> tuple[dict[int, Tensor], Tensor]:
         """``x (B, C, H, W)`` (already normalised) -> ({stride: tap}, head ``(B, 1280, H/32, W/32)``)."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        taps: dict[int, Tensor] = {}
-        for i, block in enumerate(self._blocks):
-            x = block(x)
+        taps = self.taps_from(F.relu6(self._bn0(self._conv_stem(x))))
+        return taps, self.head(taps[32])
+
+    def taps_from(self, x: Tensor, stride: int | None = None) -> dict[int, Tensor]:
+        """The taps after ``x``: the stem's output when ``stride`` is None, else the tap at ``stride``
+        (2, 4, 8 or 16), so the later stages can run (and train) on cached earlier features."""
+        first = 0 if stride is None else self.stage_ends[TAP_STAGES[stride]] + 1
+        taps: dict[int, Tensor] = {} if stride is None else {stride: x}
+        for i in range(first, len(self._blocks)):
+            x = self._blocks[i](x)
             if i in self._taps:
                 taps[self._taps[i]] = x
-        return taps, self.head(x)
+        return taps
+
+    def parameters_after(self, stride: int) -> list[nn.Parameter]:
+        """The parameters of every stage after the tap at ``stride`` and of the head: what
+        :meth:`taps_from` and :meth:`head` use when they start there."""
+        first = self.stage_ends[TAP_STAGES[stride]] + 1
+        blocks = [p for block in self._blocks[first:] for p in block.parameters()]
+        return blocks + [*self._conv_head.parameters(), *self._bn1.parameters()]
 
     def head(self, stride32: Tensor) -> Tensor:
         """The 1x1 head conv + BN + ReLU6 on the stride-32 tap."""
