@@ -421,6 +421,7 @@ def _wire_photo(inputs: InputPanel, results: ResultsPanel, classroom: ClassroomP
             # The gray version written back below fires .change again: nothing changed.
             return (gr.skip(),) * (7 + len(results.outputs()))
         gray, new_truth = studio.split_photo(image, current_truth)
+        studio.prepare_scoring(gray, new_truth)  # in the background, before Colourise is pressed
         is_new_truth = new_truth is not None and new_truth is not current_truth
         if is_new_truth:
             gr.Info("Colour photo: the models get its gray version; the photo is the ground truth.")

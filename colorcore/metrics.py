@@ -24,6 +24,7 @@ scikit-image within 1e-4).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -102,11 +103,32 @@ def psnr(pred: np.ndarray, truth: np.ndarray) -> float:
 def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
     """Mean structural similarity over the RGB channels: scikit-image's, computed exactly (see below)."""
     _check_pair(pred, truth)
-    side = min(pred.shape[:2])
+    return _ssim(pred, _ssim_sums(truth))
+
+
+def _ssim_window(shape: tuple[int, ...]) -> int | None:
+    side = min(shape[:2])
     if side < 3:
+        return None
+    return min(7, side if side % 2 else side - 1)  # scikit-image needs an odd window <= the image side
+
+
+def _ssim_sums(truth: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None:
+    """The truth's side of SSIM, per channel: its window sums and window sums of its square."""
+    win = _ssim_window(truth.shape)
+    if win is None:
+        return None
+    y = truth.astype(np.int64)
+    return y, [(_window_sums(y[..., c], win), _window_sums(y[..., c] ** 2, win)) for c in range(3)]
+
+
+def _ssim(pred: np.ndarray, truth_sums) -> float:
+    if truth_sums is None:
         return float("nan")
-    win = min(7, side if side % 2 else side - 1)  # scikit-image needs an odd window <= the image side
-    return float(np.mean([_ssim_channel(pred[..., c], truth[..., c], win) for c in range(3)]))
+    y, sums = truth_sums
+    win = _ssim_window(pred.shape)
+    x = pred.astype(np.int64)
+    return float(np.mean([_ssim_channel(x[..., c], y[..., c], *sums[c], win) for c in range(3)]))
 
 
 def _window_sums(a: np.ndarray, win: int) -> np.ndarray:
@@ -119,20 +141,20 @@ def _window_sums(a: np.ndarray, win: int) -> np.ndarray:
     return cols[:, win:] - cols[:, :-win]
 
 
-def _ssim_channel(x8: np.ndarray, y8: np.ndarray, win: int) -> float:
+def _ssim_channel(x: np.ndarray, y: np.ndarray, sy: np.ndarray, syy: np.ndarray, win: int) -> float:
     """``structural_similarity(x, y, data_range=255, win_size=win)`` (uniform window, sample covariance).
 
     scikit-image averages S over the pixels whose window lies inside the image; there its filtered means
     are window sums / n, exact integers here, and S's four factors share denominators that cancel. So S
     comes from integer sums alone, with one float rounding per factor (equal to scikit-image's within
     1e-15), and numpy releases the GIL, which scipy.ndimage's filters hold: the studio scores models in
-    parallel threads, and those filters serialised them.
+    parallel threads, and those filters serialised them. ``x``, ``y`` are int64 channels; ``sy`` and
+    ``syy`` the window sums of ``y`` and ``y**2``, computed once per truth (:class:`Reference`).
     """
-    x, y = x8.astype(np.int64), y8.astype(np.int64)
     n = win * win
-    sx, sy = _window_sums(x, win), _window_sums(y, win)
+    sx = _window_sums(x, win)
     sxy = _window_sums(x * y, win)
-    sq = _window_sums(x * x + y * y, win)
+    sq = _window_sums(x * x, win) + syy
     p, q = sx * sy, sx * sx + sy * sy
     c1 = (SSIM_K1 * 255) ** 2 * n * n
     c2 = (SSIM_K2 * 255) ** 2 * n * (n - 1)
@@ -253,19 +275,40 @@ def ciede2000(pred: np.ndarray, truth: np.ndarray) -> float:
     return _ciede2000(*_lab_pair(pred, truth))
 
 
-def compute_all(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Every metric of :data:`METRIC_INFO`, in that order; Lab is computed once per image."""
-    lab_p, lab_t = _lab_pair(pred, truth)
-    cf_pred, cf_truth = colorfulness(pred), colorfulness(truth)
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """A ground truth with the work every score against it shares, done once: its Lab, colourfulness
+    and SSIM window sums. Scoring several models against one photo (the studio, the evaluator's gray
+    row) builds it once; :func:`reference` makes it."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    lab: np.ndarray  # (H, W, 3) float64
+    colorfulness: float
+    ssim_sums: tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None
+
+
+def reference(truth: np.ndarray) -> Reference:
+    """The :class:`Reference` of a ``(H, W, 3)`` uint8 RGB truth."""
+    _check_image(truth, "truth")
+    return Reference(truth, image_to_lab(truth), colorfulness(truth), _ssim_sums(truth))
+
+
+def compute_all(pred: np.ndarray, truth: np.ndarray | Reference) -> dict[str, float]:
+    """Every metric of :data:`METRIC_INFO`, in that order, against a truth image or its :class:`Reference`
+    (faster when one truth scores several predictions); Lab is computed once per image."""
+    ref = truth if isinstance(truth, Reference) else reference(truth)
+    _check_pair(pred, ref.image)
+    lab_p, lab_t = image_to_lab(pred), ref.lab
+    cf_pred = colorfulness(pred)
     return {
-        "imgsim": imgsim(pred, truth),
-        "psnr": psnr(pred, truth),
-        "ssim": ssim(pred, truth),
+        "imgsim": imgsim(pred, ref.image),
+        "psnr": psnr(pred, ref.image),
+        "ssim": _ssim(pred, ref.ssim_sums),
         "ab_mse": _ab_mse(lab_p, lab_t),
         "ab_r2": _ab_r2(lab_p, lab_t),
         "auc": _auc(lab_p, lab_t),
         "colorfulness": cf_pred,
-        "colorfulness_diff": cf_pred - cf_truth,
+        "colorfulness_diff": cf_pred - ref.colorfulness,
         "ciede2000": _ciede2000(lab_p, lab_t),
     }
 
@@ -317,7 +360,7 @@ def class_cross_entropy(logits: Tensor, soft_targets: Tensor) -> float:
 
 
 __all__ = [
-    "AUC_MAX_THRESHOLD", "METRIC_INFO", "PSNR_CAP", "ab_mse", "ab_r2", "auc", "bin_accuracy",
+    "AUC_MAX_THRESHOLD", "METRIC_INFO", "PSNR_CAP", "Reference", "ab_mse", "ab_r2", "auc", "bin_accuracy",
     "ciede2000", "class_cross_entropy", "colorfulness", "colorfulness_diff", "compute_all", "gray_baseline",
-    "image_to_lab", "imgsim", "psnr", "ssim",
+    "image_to_lab", "imgsim", "psnr", "reference", "ssim",
 ]

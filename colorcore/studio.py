@@ -37,7 +37,7 @@ from torch import nn
 from colorcore.color import lab_to_rgb
 from colorcore.errors import ColorcoreError, ConfigError, ModelNotFoundError
 from colorcore.io import ImageSource, is_jpeg_file, load_image, save_jpeg, save_png
-from colorcore.metrics import METRIC_INFO, compute_all, gray_baseline
+from colorcore.metrics import METRIC_INFO, Reference, compute_all, gray_baseline, reference
 from colorcore.models.litecolor import has_regression_head
 from colorcore.pipeline import Colorizer, ColorizeResult, Hints
 from colorcore.quantize import ZHANG_TEMPERATURE
@@ -620,6 +620,7 @@ def run_comparison(
             notes.append(f"the ground truth is {truth.size[0]}x{truth.size[1]} but the photo is "
                          f"{gray.size[0]}x{gray.size[1]}; metrics are skipped")
             truth = None
+    prepare_scoring(gray, truth)  # the truth's side of the metrics, while the models run
     if hints is not None and hints.shape != gray.size[::-1]:
         raise ConfigError("the painted hints do not match the photo's size; clear them and paint again")
     if hints is not None and not any(c.supports_hints for c in picked):
@@ -656,16 +657,17 @@ _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_
 def score(comparison: Comparison) -> Comparison:
     """``comparison`` with its metrics against the truth (a copy; unchanged without a truth).
 
-    The models are scored in parallel, and the gray row is remembered per photo, since SSIM and
+    The models are scored in parallel. The truth's side of the work (its Lab, SSIM sums and the gray
+    row) is shared by every model and remembered per photo (:func:`prepare_scoring`), since SSIM and
     CIEDE2000 cost about 0.35 s each per megapixel.
     """
     if comparison.truth is None or comparison.scored:
         return comparison
-    truth = np.asarray(comparison.truth)
-    baseline = _POOL.submit(_baseline_metrics, comparison.gray, truth)
-    scores = list(_POOL.map(lambda r: compute_all(np.asarray(r.image), truth), comparison.results))
+    prepared = prepare_scoring(comparison.gray, comparison.truth)
+    ref, baseline = prepared.result() if prepared is not None else (None, None)
+    scores = list(_POOL.map(lambda r: compute_all(np.asarray(r.image), ref), comparison.results))
     results = tuple(replace(r, metrics=m) for r, m in zip(comparison.results, scores, strict=True))
-    return replace(comparison, results=results, baseline=baseline.result())
+    return replace(comparison, results=results, baseline=baseline)
 
 
 # score() waits on _POOL's workers, so it must not run on one of them itself.
@@ -678,22 +680,36 @@ def score_soon(comparison: Comparison) -> Future[Comparison]:
     return _SCORING.submit(score, comparison)
 
 
-_BASELINES: OrderedDict[tuple[str, str], dict[str, float]] = OrderedDict()
-_BASELINES_LOCK = threading.Lock()
+# Its own thread: score() waits on these jobs, so they must not queue behind score() in _SCORING.
+_PREPARING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="studio-prepare")
+_PREPARED: OrderedDict[tuple[str, str], Future[tuple[Reference, dict[str, float]]]] = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
 
 
-def _baseline_metrics(gray: Image.Image, truth: np.ndarray) -> dict[str, float]:
-    """The gray row's metrics, remembered for the last few photos (a rerun with other models reuses it)."""
-    key = (_digest(gray), hashlib.sha1(truth.tobytes()).hexdigest())
-    with _BASELINES_LOCK:
-        if key in _BASELINES:
-            return _BASELINES[key]
-    values = compute_all(np.asarray(gray.convert("RGB")), truth)
-    with _BASELINES_LOCK:
-        _BASELINES[key] = values
-        while len(_BASELINES) > 8:
-            _BASELINES.popitem(last=False)
-    return values
+def prepare_scoring(gray: Image.Image | None, truth: Image.Image | None
+                    ) -> Future[tuple[Reference, dict[str, float]]] | None:
+    """Start (or find) the truth's side of scoring ``gray``'s colourisations: the truth's
+    :class:`~colorcore.metrics.Reference` and the gray row's metrics, remembered for the last few photos.
+
+    Front ends call it as soon as a photo and its truth arrive, so that a comparison run later only
+    scores its models. ``None`` when there is nothing to score against (no truth, or another size)."""
+    if gray is None or truth is None or truth.size != gray.size:
+        return None
+    truth_rgb = np.asarray(truth.convert("RGB"))
+    key = (_digest(gray), hashlib.sha1(truth_rgb.tobytes()).hexdigest())
+    with _PREPARED_LOCK:
+        job = _PREPARED.get(key)
+        if job is None:
+            job = _PREPARED[key] = _PREPARING.submit(_prepare, gray, truth_rgb)
+            while len(_PREPARED) > 8:
+                _PREPARED.popitem(last=False)
+        _PREPARED.move_to_end(key)
+    return job
+
+
+def _prepare(gray: Image.Image, truth: np.ndarray) -> tuple[Reference, dict[str, float]]:
+    ref = reference(truth)
+    return ref, compute_all(np.asarray(gray.convert("RGB")), ref)
 
 
 @dataclass(frozen=True)

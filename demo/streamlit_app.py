@@ -300,6 +300,7 @@ def studio_page(gray: Image.Image | None, truth: Image.Image | None, settings: S
     left.image(gray, caption=f"Input the models see ({gray.width}x{gray.height})", width="stretch")
     if truth is not None:
         right.image(truth, caption="Ground truth", width="stretch")
+        studio.prepare_scoring(gray, truth)  # in the background, before Colourise is pressed
     hints = hint_picker(gray, settings.stem) if settings.hints_wanted else None
     if settings.run:
         start = time.perf_counter()

@@ -191,6 +191,18 @@ def test_rejects_bad_images(bad: object) -> None:
         metrics.compute_all(bad, _const((1, 2, 3), 4, 4))  # type: ignore[arg-type]
 
 
+def test_a_reference_scores_exactly_as_its_truth(pair, make_rgb) -> None:
+    pred, truth = pair
+    ref = metrics.reference(truth)
+    assert metrics.compute_all(pred, ref) == metrics.compute_all(pred, truth)
+    assert metrics.compute_all(pred, ref)["ssim"] == metrics.ssim(pred, truth)
+    other = make_rgb(24, 30, seed=5)
+    with pytest.raises(ConfigError, match="differ in size"):
+        metrics.compute_all(other, ref)
+    tiny = metrics.reference(truth[:2, :2])
+    assert math.isnan(metrics.compute_all(pred[:2, :2], tiny)["ssim"])
+
+
 def test_rejects_size_mismatch() -> None:
     with pytest.raises(ConfigError, match="differ in size"):
         metrics.psnr(_const((0, 0, 0), 4, 5), _const((0, 0, 0), 5, 4))

@@ -234,6 +234,12 @@ def test_metrics_can_follow_the_pictures(photo: Image.Image):
     assert [r.metrics for r in later.results] == [r.metrics for r in scored.results]
     gray_only = studio.run_comparison(photo.convert("L"), ["baseline-tiny"], knobs(), metrics=False)
     assert gray_only.scored and studio.score(gray_only) is gray_only  # nothing to score against
+    # The truth's side is prepared once per photo (the front ends start it on upload) and reused.
+    prepared = studio.prepare_scoring(fast.gray, fast.truth)
+    assert prepared is studio.prepare_scoring(fast.gray, fast.truth.copy())
+    assert prepared.result(timeout=60)[1] == scored.baseline
+    assert studio.prepare_scoring(fast.gray, None) is None
+    assert studio.prepare_scoring(fast.gray, fast.truth.resize((10, 10))) is None
     # The wall time covers every model, and the note puts it beside the models' own time.
     assert fast.wall >= fast.inference > 0
     note = studio.timing_note(fast, 1.5)
