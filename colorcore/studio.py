@@ -664,7 +664,10 @@ def score(comparison: Comparison) -> Comparison:
     if comparison.truth is None or comparison.scored:
         return comparison
     prepared = prepare_scoring(comparison.gray, comparison.truth)
-    ref, baseline = prepared.result() if prepared is not None else (None, None)
+    if prepared is None:  # run_comparison drops such a truth; a hand-made Comparison may not
+        (tw, th), (gw, gh) = comparison.truth.size, comparison.gray.size
+        raise ConfigError(f"the ground truth is {tw}x{th} but the photo is {gw}x{gh}")
+    ref, baseline = prepared.result()
     scores = list(_POOL.map(lambda r: compute_all(np.asarray(r.image), ref), comparison.results))
     results = tuple(replace(r, metrics=m) for r, m in zip(comparison.results, scores, strict=True))
     return replace(comparison, results=results, baseline=baseline)

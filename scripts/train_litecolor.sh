@@ -3,7 +3,7 @@
 # Phase 1 caches the frozen ImageNet encoder's features of every train and val photo once (as itself and
 # mirrored), then trains the decoder and both heads on them; a seeded 3 % of TRAIN picks the checkpoint.
 # Tune continues from the exported phase-1 weights and also fine-tunes the encoder's stages after its stride-16
-# tap, run on the cached tap (about the price of phase 1). Phase 2 (slow on a CPU) fine-tunes end to end.
+# tap, run on the cached tap (about half phase 1's speed). Phase 2 (slow on a CPU) fine-tunes end to end.
 # Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|phase2]...   (re-run to resume)
 set -eu
 cd "$(dirname "$0")/.."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -240,6 +241,8 @@ def test_metrics_can_follow_the_pictures(photo: Image.Image):
     assert prepared.result(timeout=60)[1] == scored.baseline
     assert studio.prepare_scoring(fast.gray, None) is None
     assert studio.prepare_scoring(fast.gray, fast.truth.resize((10, 10))) is None
+    with pytest.raises(ConfigError, match="ground truth is 10x10"):
+        studio.score(dataclasses.replace(fast, truth=fast.truth.resize((10, 10))))
     # The wall time covers every model, and the note puts it beside the models' own time.
     assert fast.wall >= fast.inference > 0
     note = studio.timing_note(fast, 1.5)

@@ -6,10 +6,10 @@ step costs only the decoder. The loss is the 313-bin rebalanced cross-entropy on
 head's ab / 110. A seeded ``--holdout`` fraction of the TRAIN photos picks the best checkpoint and early
 stopping; the val cache is only reported (faithful and vivid decodes), so choices are not tuned to it.
 
-``--tune-encoder-after 8`` also fine-tunes the encoder's stages after its stride-8 tap (strides 16 and
-32, most of its parameters but little of its compute at these sizes) and its head, run on the cached
-stride-8 tap, at ``--encoder-lr-scale`` times the learning rate: the semantic layers adapt to gray
-128-px photos for about the price of phase 1. ``--init WEIGHTS`` starts from trained weights.
+``--tune-encoder-after 16`` (or 8) also fine-tunes the encoder's stages after that tap and its head, run on
+the cached tap, at ``--encoder-lr-scale`` times the learning rate: the last stages hold most of the
+encoder's parameters but little of its compute at 128 px, so the semantic layers adapt to gray photos at
+about half the speed of the decoder alone. ``--init WEIGHTS`` starts from trained weights.
 
 Run folders match ``training.train``'s (``config.json``, atomic ``last.pt`` / ``best.pt``,
 ``metrics.csv``, ``loss.png``, ``metrics.png``), so ``training.export`` exports them and ``--resume``
@@ -288,12 +288,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     args_dict.update(
         size=meta["size"], data=meta["data_dir"], val=val[0]["data_dir"] if val else None
     )
-    frozen = meta["config"]["encoder"]
-    if tune_after is not None:
-        frozen += f" encoder frozen up to its stride-{tune_after} tap, later stages tuned at "
-        frozen += f"{args.encoder_lr_scale} x lr"
-    else:
-        frozen = f"frozen {frozen} encoder"
+    encoder = meta["config"]["encoder"]
+    frozen = (
+        f"frozen {encoder} encoder"
+        if tune_after is None
+        else f"{encoder} encoder frozen up to its stride-{tune_after} tap, later stages tuned at "
+        f"{args.encoder_lr_scale} x lr"
+    )
     run_config = {
         "model": meta["model"],
         "model_config": meta["config"],

@@ -200,7 +200,7 @@ class EfficientNetLite(nn.Module):
     def taps_from(self, x: Tensor, stride: int | None = None) -> dict[int, Tensor]:
         """The taps after ``x``: the stem's output when ``stride`` is None, else the tap at ``stride``
         (2, 4, 8 or 16), so the later stages can run (and train) on cached earlier features."""
-        first = 0 if stride is None else self.stage_ends[TAP_STAGES[stride]] + 1
+        first = 0 if stride is None else self._block_after(stride)
         taps: dict[int, Tensor] = {} if stride is None else {stride: x}
         for i in range(first, len(self._blocks)):
             x = self._blocks[i](x)
@@ -211,9 +211,12 @@ class EfficientNetLite(nn.Module):
     def parameters_after(self, stride: int) -> list[nn.Parameter]:
         """The parameters of every stage after the tap at ``stride`` and of the head: what
         :meth:`taps_from` and :meth:`head` use when they start there."""
-        first = self.stage_ends[TAP_STAGES[stride]] + 1
-        blocks = [p for block in self._blocks[first:] for p in block.parameters()]
+        blocks = [p for block in self._blocks[self._block_after(stride):] for p in block.parameters()]
         return blocks + [*self._conv_head.parameters(), *self._bn1.parameters()]
+
+    def _block_after(self, stride: int) -> int:
+        """Index of the first block after the tap at ``stride``."""
+        return self.stage_ends[TAP_STAGES[stride]] + 1
 
     def head(self, stride32: Tensor) -> Tensor:
         """The 1x1 head conv + BN + ReLU6 on the stride-32 tap."""
