@@ -157,6 +157,8 @@ class CheckedImage(gr.Image):
             source = base64.b64decode(url.partition(",")[2])
         if source is None:
             return super().preprocess(payload)
+        if isinstance(source, str):
+            _wait_until_written(source)
         try:
             image = load_image(source)
         except ColorcoreError as exc:
@@ -165,6 +167,22 @@ class CheckedImage(gr.Image):
         image = image.convert(mode) if mode and image.mode != mode else image
         image.info["orig_name"] = payload.orig_name  # downloads are named after the upload
         return image
+
+
+def _wait_until_written(path: str, timeout: float = 1.0) -> None:
+    """Wait while ``path`` is empty, for up to ``timeout`` seconds.
+
+    Gradio writes its cache files in place (``Path.write_bytes``, not a rename), and writes a picture
+    again when another output of the same event shows the same one, as the photo and the Classroom do.
+    An event reading the file then can find it empty for a moment (seen once in ten 1 MP uploads)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.path.getsize(path) > 0:
+                return
+        except OSError:
+            return  # load_image names what is wrong with the path
+        time.sleep(0.02)
 
 
 def _slot_positions(n: int) -> list[int]:

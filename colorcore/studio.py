@@ -658,8 +658,8 @@ def score(comparison: Comparison) -> Comparison:
     """``comparison`` with its metrics against the truth (a copy; unchanged without a truth).
 
     The models are scored in parallel. The truth's side of the work (its Lab, SSIM sums and the gray
-    row) is shared by every model and remembered per photo (:func:`prepare_scoring`), since SSIM and
-    CIEDE2000 cost about 0.35 s each per megapixel.
+    row) is shared by every model and remembered per photo (:func:`prepare_scoring`), since one model's
+    metrics cost about 0.3 s per megapixel on one core.
     """
     if comparison.truth is None or comparison.scored:
         return comparison

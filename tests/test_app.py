@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -53,6 +54,23 @@ def test_checked_image_refuses_bombs_and_fakes_in_plain_words(widget, tmp_path: 
     fake.write_text("<html><body>not a photo</body></html>")
     with pytest.raises(gr.Error, match=r"page.jpg: not a recognised image file \(it is a text/HTML/SVG file"):
         widget.preprocess(ImageData(path=str(fake), orig_name="page.jpg"))
+
+
+def test_checked_image_waits_for_a_cache_file_being_rewritten(widget, tmp_path: Path, make_rgb):
+    # Gradio rewrites a cache file in place when two outputs show the same picture: empty for a moment.
+    photo = tmp_path / "image.png"
+    photo.write_bytes(b"")
+    Image.fromarray(make_rgb(30, 40)).save(tmp_path / "full.png")
+    writer = threading.Timer(0.2, lambda: photo.write_bytes((tmp_path / "full.png").read_bytes()))
+    writer.start()
+    try:
+        assert widget.preprocess(ImageData(path=str(photo), orig_name="image.png")).size == (40, 30)
+    finally:
+        writer.join()
+    stays_empty = tmp_path / "empty.png"
+    stays_empty.write_bytes(b"")
+    with pytest.raises(gr.Error, match="empty"):
+        widget.preprocess(ImageData(path=str(stays_empty), orig_name="empty.png"))
 
 
 def test_without_folders_drops_server_paths_only():

@@ -118,6 +118,20 @@ def test_ciede2000_equals_skimage_on_gray_and_hue_wrapping_pixels() -> None:
     assert metrics._ciede2000(lab_p, lab_t) == pytest.approx(ref, rel=1e-12)
 
 
+def test_ciede2000_over_several_chunks_equals_skimage() -> None:
+    # More pixels than one chunk, in both the planar layout image_to_lab gives and an interleaved one.
+    rng = np.random.default_rng(6)
+    shape = (190, 230)
+    assert shape[0] * shape[1] > 1.3 * metrics._CIEDE_CHUNK
+    lab_t = np.stack([rng.uniform(0, 100, shape), rng.uniform(-110, 110, shape),
+                      rng.uniform(-110, 110, shape)], axis=-1)
+    lab_p = np.clip(lab_t + rng.normal(0, 25, lab_t.shape), [0, -128, -128], [100, 127, 127])
+    ref = np.mean(skcolor.deltaE_ciede2000(lab_t, lab_p, channel_axis=-1))
+    planar = [np.moveaxis(np.ascontiguousarray(np.moveaxis(a, -1, 0)), 0, -1) for a in (lab_p, lab_t)]
+    assert metrics._ciede2000(lab_p, lab_t) == pytest.approx(ref, rel=1e-12)
+    assert metrics._ciede2000(*planar) == pytest.approx(ref, rel=1e-12)
+
+
 def test_auc_against_direct_threshold_sweep(pair) -> None:
     pred, truth = pair
     lab_p, lab_t = skcolor.rgb2lab(pred), skcolor.rgb2lab(truth)
