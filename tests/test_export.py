@@ -189,6 +189,14 @@ def test_last_checkpoint_card_says_which_step_and_why(runs, weights_dir: Path):
     assert "stop reason: reached the planned steps" in md and entry.name == "baseline-last"
 
 
+def test_export_note_is_on_the_card(runs, weights_dir: Path):
+    export_run(runs["baseline"], "baseline-noted", note="paused for 10 minutes during benchmarks")
+    assert json.loads((weights_dir / "baseline-noted.json").read_text())["training"]["note"].startswith("paused")
+    assert "- note: paused for 10 minutes during benchmarks" in (weights_dir / "baseline-noted.md").read_text()
+    export_run(runs["baseline"], "baseline-plain")
+    assert "- note:" not in (weights_dir / "baseline-plain.md").read_text()
+
+
 def test_card_of_a_sitting_that_ended_before_the_plan(runs, weights_dir: Path, tmp_path: Path):
     root = runs["baseline"].parent
     out = tmp_path / "short"

@@ -152,6 +152,7 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
         *_checkpoint_lines(t, entry_card.get("checkpoint", "best")),
         f"- wall time: {t.get('wall_time_s', 0):.0f} s on {t.get('device')}",
         f"- command: `{t.get('command')}`",
+        *([f"- note: {t['note']}"] if t.get("note") else []),
     ]
     if t.get("init"):
         best, steps, wall = lineage_totals(t)
@@ -217,8 +218,9 @@ def evaluation_markdown(evaluation: dict[str, Any] | None) -> list[str]:
 
 
 def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manifest: str | None = None,
-               checkpoint: str = "best", default: bool = False) -> WeightsEntry:
-    """Export ``run_dir/<checkpoint>.pt`` as bundled weights ``out_dir/name``; returns the written entry."""
+               checkpoint: str = "best", default: bool = False, note: str | None = None) -> WeightsEntry:
+    """Export ``run_dir/<checkpoint>.pt`` as bundled weights ``out_dir/name``; returns the written entry.
+    ``note`` is a fact about the run that its files do not hold (e.g. that it was paused), shown on the card."""
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else weights_dir()
     if not name or any(c in name for c in "/\\") or name.startswith("."):
@@ -270,6 +272,8 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manif
         "feature_cache": facts.get("feature_cache"),
         "command": run_config.get("command", ""),
     }
+    if note:
+        training["note"] = note
     if args.get("init"):
         if not run_config.get("init"):
             raise ExportError(f"{run_dir} was started from {args['init']!r} by a trainer that did not record "
@@ -325,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text describing the training data (goes in the card)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--default", action="store_true", help="mark as the model's default weights")
+    p.add_argument("--note", default=None, help="a fact about the run for its card (e.g. that it was paused)")
     return p
 
 
@@ -332,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         entry = export_run(args.run_dir, args.name, args.out_dir, args.data_manifest, args.checkpoint,
-                           args.default)
+                           args.default, args.note)
     except ColorcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
