@@ -220,7 +220,7 @@ def evaluation_markdown(evaluation: dict[str, Any] | None) -> list[str]:
 def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manifest: str | None = None,
                checkpoint: str = "best", default: bool = False, note: str | None = None) -> WeightsEntry:
     """Export ``run_dir/<checkpoint>.pt`` as bundled weights ``out_dir/name``; returns the written entry.
-    ``note`` is a fact about the run that its files do not hold (e.g. that it was paused), shown on the card."""
+    ``note`` is a fact about the run that its files do not hold (e.g. that it was paused), for the card."""
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else weights_dir()
     if not name or any(c in name for c in "/\\") or name.startswith("."):
