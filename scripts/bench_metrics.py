@@ -68,8 +68,10 @@ def main() -> None:
           f"torch threads {args.threads}, best of {args.repeats}")
     for name, fn in parts.items():
         print(f"  {name:<28} {best_ms(fn, args.repeats):8.1f} ms")
-    print(f"  {'the truth side (once)':<28} {best_ms(lambda: metrics.reference(truth), args.repeats):8.1f} ms")
-    print(f"  {'compute_all, one model':<28} {best_ms(lambda: metrics.compute_all(pred, ref), args.repeats):8.1f} ms")
+    whole = {"the truth side (once)": lambda: metrics.reference(truth),
+             "compute_all, one model": lambda: metrics.compute_all(pred, ref)}
+    for name, fn in whole.items():
+        print(f"  {name:<28} {best_ms(fn, args.repeats):8.1f} ms")
     with ThreadPoolExecutor(args.threads) as pool:
         batch = best_ms(lambda: list(pool.map(lambda p: metrics.compute_all(p, ref), preds)), args.repeats)
     print(f"  {f'{args.models} models on {args.threads} threads':<28} {batch:8.1f} ms")
