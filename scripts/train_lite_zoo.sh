@@ -57,10 +57,11 @@ pix2pix_more() {  # 600 more L1 steps from the bundled (L1) weights at half the 
     --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT"
 }
 
-fusion_more() {  # 600 more steps from the bundled weights, from the lr where the planned schedule had got to
+fusion_more() {  # 600 more steps from the bundled weights, from the lr where the planned schedule had got to;
+  # FUSION_MORE_STOP ends a sitting earlier (the schedule stays the one planned)
   "$PY" -m training.train --model fusion --config 'backbone="lite0"' 'backbone_weights="imagenet"' width=0.5 \
     --init fusion-w50 --steps 600 --lr 5e-4 --eval-every 100 --save-every 50 --cache-dir "$RUNS/.cache-fus" \
-    --out "$RUNS/fusion-lite0-more" "${COMMON[@]}"
+    --out "$RUNS/fusion-lite0-more" "${COMMON[@]}" --stop-after "${FUSION_MORE_STOP:-600}"
   "$PY" -m training.export "$RUNS/fusion-lite0-more" --name fusion-w50 --checkpoint "${CHECKPOINT:-best}" \
     --data-manifest "$MANIFEST" --out-dir "$WEIGHTS_OUT"
 }
