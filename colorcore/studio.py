@@ -659,7 +659,7 @@ def score(comparison: Comparison) -> Comparison:
 
     The models are scored in parallel. The truth's side of the work (its Lab, SSIM sums and the gray
     row) is shared by every model and remembered per photo (:func:`prepare_scoring`), since one model's
-    metrics cost about 0.3 s per megapixel on one core.
+    metrics cost 0.3–0.4 s per megapixel on one core.
     """
     if comparison.truth is None or comparison.scored:
         return comparison
