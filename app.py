@@ -174,7 +174,8 @@ def _wait_until_written(path: str, timeout: float = 1.0) -> None:
 
     Gradio writes its cache files in place (``Path.write_bytes``, not a rename), and writes a picture
     again when another output of the same event shows the same one, as the photo and the Classroom do.
-    An event reading the file then can find it empty for a moment (seen once in ten 1 MP uploads)."""
+    An event reading the file then can find it empty for a moment (seen once, in the studio benchmark's
+    1 MP uploads)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -114,23 +114,28 @@ def _ssim_window(shape: tuple[int, ...]) -> int | None:
     return min(7, side if side % 2 else side - 1)  # scikit-image needs an odd window <= the image side
 
 
-def _ssim_sums(truth: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None:
-    """The truth's side of SSIM, per channel: its window sums and window sums of its square."""
+_SsimSums = tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
+
+
+def _ssim_sums(truth: np.ndarray) -> _SsimSums | None:
+    """The truth's side of SSIM, per channel: the channel as a contiguous integer array (the shifted adds
+    of :func:`_window_sums` are slow on a strided view), its window sums and those of its square."""
     win = _ssim_window(truth.shape)
     if win is None:
         return None
     y = truth.astype(_sum_dtype(truth.shape, win))
-    return y, [(_window_sums(y[..., c], win), _window_sums(y[..., c] ** 2, win)) for c in range(3)]
+    channels = [np.ascontiguousarray(y[..., c]) for c in range(3)]
+    return channels, [(_window_sums(yc, win), _window_sums(yc * yc, win)) for yc in channels]
 
 
-def _ssim(pred: np.ndarray, truth_sums) -> float:
+def _ssim(pred: np.ndarray, truth_sums: _SsimSums | None) -> float:
     if truth_sums is None:
         return float("nan")
-    y, sums = truth_sums
+    channels, sums = truth_sums
     win = _ssim_window(pred.shape)
-    x = pred.astype(y.dtype)
-    channels = [(np.ascontiguousarray(x[..., c]), np.ascontiguousarray(y[..., c])) for c in range(3)]
-    return float(np.mean([_ssim_channel(xc, yc, *sums[c], win) for c, (xc, yc) in enumerate(channels)]))
+    x = pred.astype(channels[0].dtype)
+    return float(np.mean([_ssim_channel(np.ascontiguousarray(x[..., c]), yc, *sums[c], win)
+                          for c, yc in enumerate(channels)]))
 
 
 def _sum_dtype(shape: tuple[int, ...], win: int) -> type[np.integer]:
@@ -143,8 +148,7 @@ def _window_sums(a: np.ndarray, win: int) -> np.ndarray:
     """Sums of the ``win`` x ``win`` windows lying wholly inside the integer image ``a``, in its dtype.
 
     ``win - 1`` shifted adds per axis: for SSIM's window of at most 7 they vectorise, where a running
-    ``cumsum`` does not, and take under half its time."""
-    a = np.ascontiguousarray(a)  # a strided channel view makes every shifted add slow
+    ``cumsum`` does not, and take under half its time (on a contiguous ``a``)."""
     h, w = a.shape[0] - win + 1, a.shape[1] - win + 1
     rows = a[:h].copy()
     for k in range(1, win):
@@ -319,7 +323,7 @@ class Reference:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     lab: np.ndarray  # (H, W, 3) float64
     colorfulness: float
-    ssim_sums: tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None
+    ssim_sums: _SsimSums | None
 
 
 def reference(truth: np.ndarray) -> Reference:

@@ -8,7 +8,7 @@ comparison), plus the largest absolute difference to scikit-image on a small cro
 from __future__ import annotations
 
 import argparse
-import time
+import timeit
 from collections.abc import Callable
 
 import numpy as np
@@ -20,12 +20,7 @@ from colorcore.color import lab_to_rgb, rgb_to_lab
 
 def _best_time(fn: Callable[[], object], repeats: int) -> float:
     """Best wall time in seconds over ``repeats`` calls (the minimum is the least noisy on a shared box)."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(timeit.repeat(fn, number=1, repeat=repeats))
 
 
 def main(argv: list[str] | None = None) -> None:
