@@ -269,6 +269,31 @@ def test_phase1_resume_is_bit_identical(photo_folder, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_phase1_euclidean_loss_on_full_size_targets_picks_checkpoints_by_holdout_auc(photo_folder, tmp_path):
+    cache = tmp_path / "cache"
+    config = {"encoder": "lite0", "decoder": (16, 16, 16, 16), "global_dim": 8}
+    feature_cache.build_cache(photo_folder, cache, config=config, size=64, progress=False)
+    meta, arrays = feature_cache.open_cache(cache)
+    centers = create_model("litecolor", **config).decoder.centers
+    arrays.update(train_decoder.soft_targets(cache, arrays["ab4"], centers))
+    batches = train_decoder.FeatureBatches(meta, arrays, np.arange(4), full_ab=True)
+    _, ab, (idx, _) = batches.get(np.array([2, 1]), np.array([1, 0]))
+    assert ab.shape == (2, 2, 64, 64) and idx.shape[-1] == 16
+    from training.data import to_lab
+
+    # sorted reads: photo 1 comes first, photo 2 (mirrored) second
+    torch.testing.assert_close(ab[1], to_lab(torch.from_numpy(np.array(arrays["rgb"][2:3])))[1][0].flip(-1))
+    out = tmp_path / "run"
+    argv = [*phase1_argv(cache), "--out", str(out), "--regression", "euclidean", "--select", "auc"]
+    assert train_decoder.main(argv) == 0
+    state = torch.load(out / "last.pt", weights_only=True)
+    objective = state["run_config"]["objective"]
+    assert "Euclidean" in objective and "hold-out AuC" in objective
+    history = state["history"]
+    assert all(0 < r["holdout_auc"] <= 100 for r in history)
+    assert state["counters"]["best"] == pytest.approx(min(100 - r["holdout_auc"] for r in history))
+
+
 def test_encoder_runs_its_later_stages_from_a_tap(lite0):
     x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():

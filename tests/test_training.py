@@ -24,6 +24,7 @@ from training.bench import bench
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from training.objectives import (
     FusionRegression,
+    GamutAndRegression,
     GamutClassification,
     HintRegression,
     ObjectiveOptions,
@@ -193,6 +194,31 @@ def test_gamut_loss_uses_logit_resolution_and_weights():
     logits = torch.zeros(1, 3, 2, 2)  # uniform predictions at 2 x 2
     expected = np.log(3) * (2 + 1) / 2
     assert float(obj._loss(logits, ab)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_euclidean_regression_scores_the_enlarged_head_against_the_full_size_target():
+    centers = torch.tensor([[0.0, 0.0], [50.0, 0.0]])
+    ones = torch.ones(2)
+    euclid = GamutAndRegression(centers, ones, regression="euclidean")
+    l1 = GamutAndRegression(centers, ones, regression="l1")
+    head = torch.zeros(1, 2, 2, 2)
+    head[:, 0], head[:, 1] = 30.0, 40.0  # every pixel (30, 40): 50 ab from gray
+    target = torch.zeros(1, 2, 8, 8)
+    assert float(euclid.regression_loss(head, target)) == pytest.approx(50 / 110, rel=1e-4)
+    assert float(l1.regression_loss(head, target)) == pytest.approx(35 / 110, rel=1e-4)
+    # a sharp edge the 2 x 2 head cannot hold: L1 on the pooled target is blind to it, the full-size loss not
+    edge = torch.zeros(1, 2, 8, 8)
+    edge[:, 0, :, :4] = 20.0
+    edge[:, 0, :, 4:] = -20.0
+    pooled_fit = torch.zeros(1, 2, 2, 2)
+    pooled_fit[:, 0, :, 0], pooled_fit[:, 0, :, 1] = 20.0, -20.0
+    assert float(l1.regression_loss(pooled_fit, edge)) == pytest.approx(0.0, abs=1e-6)
+    assert float(euclid.regression_loss(pooled_fit, edge)) > 0.02
+    exact = edge.clone().requires_grad_(True)
+    euclid.regression_loss(exact, edge).backward()
+    assert torch.isfinite(exact.grad).all()
+    with pytest.raises(ConfigError, match="euclidean"):
+        GamutAndRegression(centers, ones, regression="l2")
 
 
 def test_palette_loss_rebalanced_scales_each_pixel_by_its_colour_weight():

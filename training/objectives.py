@@ -198,9 +198,18 @@ class GamutClassification(Objective):
         return EvalOut(self._loss(logits, ab), pred, logits, self.centers, small, targets)
 
 
+HEAD_REGRESSION_LOSSES = ("l1", "euclidean")
+EUCLIDEAN_EPS = 1e-6  # keeps the distance's gradient finite where the prediction is exact
+
+
 class GamutAndRegression(Objective):
     """The flagship's two heads (``model.forward_both``): Zhang's rebalanced soft-encoded CE on the 313-bin
-    logits + ``l1_weight`` x L1 on the regression head's ab / 110, both at the logits' h x w.
+    logits + ``l1_weight`` x a regression loss on the regression head's ab / 110.
+
+    ``regression="l1"`` is L1 per channel against the target area-pooled to the head's h x w.
+    ``regression="euclidean"`` is the per-pixel ab distance (what AuC integrates) of the head enlarged
+    bilinearly to the target's size, as the pipeline enlarges it, so a full-size target trains the
+    head for the output that is scored.
 
     The CE equals :class:`GamutClassification`'s, computed on the 5 nearest bins only (the soft target is
     zero elsewhere), which is several times cheaper on a CPU. Validation predicts the faithful (L1) head.
@@ -210,14 +219,29 @@ class GamutAndRegression(Objective):
     default_lr = 1e-4  # end-to-end fine-tuning of a pretrained encoder
     method = "forward_both"
 
-    def __init__(self, centers: Tensor, class_weights: Tensor, l1_weight: float = 5.0) -> None:
+    def __init__(self, centers: Tensor, class_weights: Tensor, l1_weight: float = 5.0, regression: str = "l1"
+                 ) -> None:
         super().__init__()
+        if regression not in HEAD_REGRESSION_LOSSES:
+            raise ConfigError(
+                f"the regression head's loss must be one of {', '.join(HEAD_REGRESSION_LOSSES)}, "
+                f"got {regression!r}"
+            )
         self.register_buffer("centers", centers.detach().float().clone())
         self.register_buffer("class_weights", class_weights.detach().float().clone())
         self.l1_weight = float(l1_weight)
+        self.regression = regression
 
     def describe(self) -> str:
-        return f"313-bin rebalanced CE + {self.l1_weight:g} x L1 on ab (two heads)"
+        what = "L1 on ab" if self.regression == "l1" else "Euclidean ab distance at the target's size"
+        return f"313-bin rebalanced CE + {self.l1_weight:g} x {what} (two heads)"
+
+    def regression_loss(self, ab_pred: Tensor, ab: Tensor) -> Tensor:
+        """Mean regression error in units of 110 ab; ``ab`` at the head's size or larger."""
+        if self.regression == "l1":
+            return F.l1_loss(ab_pred.float() / AB_SCALE, pool_to(ab.float(), ab_pred.shape[-2:]) / AB_SCALE)
+        diff = (_upsample(ab_pred.float(), ab.shape[-2:]) - ab.float()) / AB_SCALE
+        return (diff.square().sum(dim=1) + EUCLIDEAN_EPS).sqrt().mean()
 
     def cross_entropy(self, logits: Tensor, ab: Tensor, soft: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """``soft``: precomputed :func:`colorcore.quantize.soft_encode_sparse` at the logits' size."""
@@ -232,7 +256,7 @@ class GamutAndRegression(Objective):
     def loss(self, logits: Tensor, ab_pred: Tensor, ab: Tensor, soft: tuple[Tensor, Tensor] | None = None
              ) -> tuple[Tensor, dict[str, Tensor]]:
         ce = self.cross_entropy(logits, ab, soft)
-        l1 = F.l1_loss(ab_pred.float() / AB_SCALE, pool_to(ab.float(), ab_pred.shape[-2:]) / AB_SCALE)
+        l1 = self.regression_loss(ab_pred, ab)
         return ce + self.l1_weight * l1, {"ce": ce.detach(), "l1": l1.detach()}
 
     def train_loss(self, net, model, l, ab, step):

@@ -44,7 +44,7 @@ from colorcore.registry import build_model
 from training import data as tdata
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.feature_cache import open_cache
-from training.objectives import GamutAndRegression
+from training.objectives import HEAD_REGRESSION_LOSSES, GamutAndRegression
 from training.plots import plot_history
 from training.train import (
     image_metrics,
@@ -62,15 +62,19 @@ CPU = torch.device("cpu")
 class FeatureBatches:
     """Batches of (taps, ab4) from a cache; ``rows`` are photo indices, mirrored at random when flips=2."""
 
-    def __init__(self, meta: dict[str, Any], arrays: dict[str, np.ndarray], rows: np.ndarray) -> None:
+    def __init__(
+        self, meta: dict[str, Any], arrays: dict[str, np.ndarray], rows: np.ndarray, full_ab: bool = False
+    ) -> None:
         self.flips = int(meta["flips"])
         self.arrays = arrays
         self.rows = np.asarray(rows, dtype=np.int64)
+        self.full_ab = full_ab  # targets at the photo's full size (from rgb.npy) instead of ab4
 
     def get(
         self, photos: np.ndarray, flips: np.ndarray | None = None
     ) -> tuple[list[Tensor], Tensor, tuple[Tensor, Tensor]]:
-        """(taps, ab4, (soft-target bins, weights)) of ``photos``, mirrored where ``flips`` is 1."""
+        """(taps, ab, (soft-target bins, weights)) of ``photos``, mirrored where ``flips`` is 1; ab is ab4, or
+        the full-size ab with ``full_ab``."""
         flips = np.zeros(len(photos), dtype=np.int64) if flips is None else flips
         order = np.argsort(photos)  # sorted reads are kinder to the page cache
         photos, flips = photos[order], flips[order]
@@ -85,6 +89,8 @@ class FeatureBatches:
             for k in ("ab4", "soft_idx", "soft_w")
         )
         ab, idx, weights = ab.float(), idx.long(), weights.float()
+        if self.full_ab:
+            ab = tdata.to_lab(self.rgb(photos))[1]
         for t in (ab, idx, weights):
             t[mirrored] = t[mirrored].flip(-1)
         return taps, ab, (idx, weights)
@@ -187,7 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup-steps", type=int, default=None)
-    p.add_argument("--l1-weight", type=float, default=5.0)
+    p.add_argument("--l1-weight", type=float, default=5.0, help="weight of the regression head's loss")
+    p.add_argument(
+        "--regression",
+        choices=HEAD_REGRESSION_LOSSES,
+        default="l1",
+        help="l1: per channel on ab pooled to stride 4; euclidean: ab distance of the head enlarged to the "
+        "full-size photo, as scored",
+    )
+    p.add_argument(
+        "--select",
+        choices=("loss", "auc"),
+        default="loss",
+        help="what on the holdout picks the best checkpoint and stops early: the loss or the faithful AuC",
+    )
     p.add_argument(
         "--holdout", type=float, default=0.03, help="fraction of TRAIN photos held out for choices"
     )
@@ -270,10 +289,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         val[1].update(soft_targets(args.val_cache, val[1]["ab4"], centers))
     priors = cache_priors(arrays["ab4"], train_rows, centers)
     loss_fn = GamutAndRegression(
-        centers, quantize.rebalance_weights(priors, lam=0.5, sigma=5.0, centers=centers), args.l1_weight
+        centers,
+        quantize.rebalance_weights(priors, lam=0.5, sigma=5.0, centers=centers),
+        args.l1_weight,
+        args.regression,
     )
-    batches = FeatureBatches(meta, arrays, train_rows)
-    val_batches = FeatureBatches(val[0], val[1], np.arange(val[0]["photos"])) if val else None
+    full_ab = args.regression == "euclidean"
+    batches = FeatureBatches(meta, arrays, train_rows, full_ab)
+    val_batches = FeatureBatches(val[0], val[1], np.arange(val[0]["photos"]), full_ab) if val else None
     per_epoch = len(train_rows) // args.batch_size
     total = args.steps if args.steps is not None else int(math.ceil(args.epochs * per_epoch))
     warmup = args.warmup_steps if args.warmup_steps is not None else round(0.02 * total)
@@ -304,7 +327,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": "python -m training.train_decoder " + " ".join(sys.argv[1:]),
         "init": init_record,
         "objective": f"phase 1 ({frozen}, cached features x{meta['flips']} "
-        f"flips): 313-bin rebalanced CE + {args.l1_weight} x L1 on ab",
+        f"flips): {loss_fn.describe().removesuffix(' (two heads)')}"
+        + (", checkpoint by hold-out AuC" if args.select == "auc" else ""),
         "data": {
             "train_dir": meta["data_dir"],
             "val_dir": val[0]["data_dir"] if val else None,
@@ -347,7 +371,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     atomic_write_text(out / "config.json", json.dumps(run_config, indent=2, default=str) + "\n")
 
     def do_eval(train_loss: float) -> None:
-        held = evaluate(model, loss_fn, batches, holdout_rows, 64, with_images=False, tune_after=tune_after)
+        by_auc = args.select == "auc"
+        held = evaluate(model, loss_fn, batches, holdout_rows, 64, with_images=by_auc, tune_after=tune_after)
         row: dict[str, Any] = {
             "epoch": round(counters["step"] / per_epoch, 4),
             "step": counters["step"],
@@ -358,6 +383,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "holdout_loss": held["loss"],
             "holdout_ce": held["ce"],
             "holdout_l1": held["l1"],
+            **({"holdout_auc": held["auc"], "holdout_psnr": held["psnr"]} if by_auc else {}),
         }
         if val_batches is not None:
             v = evaluate(
@@ -365,12 +391,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             row.update({f"val_{k}": x for k, x in v.items()})
         history.append(row)
-        improved = held["loss"] < counters["best"] * (1 - args.min_delta)
-        if held["loss"] < counters["best"]:
-            counters["best"] = held["loss"]
+        score = 100.0 - held["auc"] if by_auc else held["loss"]  # lower is better either way
+        improved = score < counters["best"] * (1 - args.min_delta)
+        if score < counters["best"]:
+            counters["best"] = score
         counters["bad_evals"] = 0 if improved else counters["bad_evals"] + 1
         if counters["bad_evals"] >= args.patience:
-            counters["finished"], counters["stop_reason"] = True, "early stop on the holdout loss"
+            counters["finished"], counters["stop_reason"] = True, f"early stop on the holdout {args.select}"
         if counters["step"] >= total:
             counters["finished"], counters["stop_reason"] = (
                 True,
@@ -378,7 +405,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         st = _state(model, optimizer, scheduler, counters, history, args_dict, run_config)
         save_checkpoint(
-            st, *((out / "best.pt",) if held["loss"] <= counters["best"] else ()), out / "last.pt"
+            st, *((out / "best.pt",) if score <= counters["best"] else ()), out / "last.pt"
         )
         write_metrics_csv(history, out / "metrics.csv")
         plot_history([{**r, "val_loss": r["holdout_loss"]} for r in history], out)
