@@ -4,7 +4,9 @@
 # mirrored), then trains the decoder and both heads on them; a seeded 3 % of TRAIN picks the checkpoint.
 # Tune continues from the exported phase-1 weights and also fine-tunes the encoder's stages after its stride-16
 # tap, run on the cached tap (about half phase 1's speed). Phase 2 (slow on a CPU) fine-tunes end to end.
-# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|phase2]...   (re-run to resume)
+# Euclid continues from the tuned weights with the regression head trained on the Euclidean ab error of its
+# output enlarged to the full-size photo (what AuC scores), the checkpoint picked by the hold-out's AuC.
+# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|phase2]...
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -33,10 +35,17 @@ for step in "${@:-cache phase1 export}"; do
         --l1-weight 5 --eval-every 500 --threads 2 --amp --resume ;;
     export-tune)
       $PY -m training.export "$RUNS/$NAME-tune" --name "$NAME" --default ;;
+    euclid)  # from the tuned weights: the regression head on the full-size Euclidean ab error, AuC picks
+      $PY -m training.train_decoder --cache "$CACHE/train" --val-cache "$CACHE/val" --out "$RUNS/$NAME-euclid" \
+        --init "$NAME" --tune-encoder-after 16 --encoder-lr-scale 0.2 --regression euclidean --l1-weight 10 \
+        --select auc --steps 3000 --batch-size 32 --lr 2e-4 --eval-every 500 --threads 2 --amp --resume ;;
+    export-euclid)
+      $PY -m training.export "$RUNS/$NAME-euclid" --name "$NAME" --default ;;
     phase2)
       $PY -m training.train --model litecolor --data "$DATA" --val "$VAL" --size 128 --batch-size 16 \
         --steps 1500 --lr 5e-5 --init "$NAME" --config "${CONFIG[@]}" encoder_weights=imagenet --threads 2 \
         --cache --val-limit 256 --out "$RUNS/$NAME-p2" --resume ;;
-    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, phase2)"; exit 2 ;;
+    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, phase2)"
+       exit 2 ;;
   esac
 done

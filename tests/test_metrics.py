@@ -113,9 +113,9 @@ def test_ciede2000_equals_skimage_on_gray_and_hue_wrapping_pixels() -> None:
     rows = skcolor.deltaE_ciede2000(lab_t, lab_p, channel_axis=-1).mean(axis=1)
     for r in range(6):
         row = metrics._ciede2000(lab_p[r:r + 1], lab_t[r:r + 1])
-        assert row == pytest.approx(rows[r], rel=1e-12, abs=1e-12)
+        assert row == pytest.approx(rows[r], rel=1e-5, abs=1e-5)
     ref = np.mean(skcolor.deltaE_ciede2000(lab_t, lab_p, channel_axis=-1))
-    assert metrics._ciede2000(lab_p, lab_t) == pytest.approx(ref, rel=1e-12)
+    assert metrics._ciede2000(lab_p, lab_t) == pytest.approx(ref, rel=1e-5)
 
 
 def test_ciede2000_over_several_chunks_equals_skimage() -> None:
@@ -128,8 +128,8 @@ def test_ciede2000_over_several_chunks_equals_skimage() -> None:
     lab_p = np.clip(lab_t + rng.normal(0, 25, lab_t.shape), [0, -128, -128], [100, 127, 127])
     ref = np.mean(skcolor.deltaE_ciede2000(lab_t, lab_p, channel_axis=-1))
     planar = [np.moveaxis(np.ascontiguousarray(np.moveaxis(a, -1, 0)), 0, -1) for a in (lab_p, lab_t)]
-    assert metrics._ciede2000(lab_p, lab_t) == pytest.approx(ref, rel=1e-12)
-    assert metrics._ciede2000(*planar) == pytest.approx(ref, rel=1e-12)
+    assert metrics._ciede2000(lab_p, lab_t) == pytest.approx(ref, rel=1e-5)
+    assert metrics._ciede2000(*planar) == pytest.approx(ref, rel=1e-5)
 
 
 def test_auc_against_direct_threshold_sweep(pair) -> None:
