@@ -3,8 +3,10 @@
 The cache (``training.feature_cache``) holds every photo's encoder taps as itself and mirrored, so one
 step costs only the decoder. The loss is the 313-bin rebalanced cross-entropy on soft-encoded targets
 (Zhang et al. 2016; priors from the cache's own stride-4 ab) plus ``--l1-weight`` x L1 on the regression
-head's ab / 110. A seeded ``--holdout`` fraction of the TRAIN photos picks the best checkpoint and early
-stopping; the val cache is only reported (faithful and vivid decodes), so choices are not tuned to it.
+head's ab / 110 (``--regression euclidean``: the Euclidean ab error of the head enlarged to the full-size
+photo, what AuC integrates). A seeded ``--holdout`` fraction of the TRAIN photos picks the best checkpoint
+and early stopping, by its loss or (``--select auc``) its faithful AuC; the val cache is only reported
+(faithful and vivid decodes), so choices are not tuned to it.
 
 ``--tune-encoder-after 16`` (or 8) also fine-tunes the encoder's stages after that tap and its head, run on
 the cached tap, at ``--encoder-lr-scale`` times the learning rate: the last stages hold most of the
@@ -18,6 +20,7 @@ continues bit for bit. Phase 2 (end to end) is ``training.train --model litecolo
     python -m training.train_decoder --cache CACHE/train --val-cache CACHE/val --out runs/litecolor-p1 \
         [--epochs 6] [--batch-size 32] [--lr 1e-3] [--l1-weight 5] [--holdout 0.03] [--resume]
         [--init WEIGHTS] [--tune-encoder-after {8,16}] [--encoder-lr-scale 0.1]
+        [--regression {l1,euclidean}] [--select {loss,auc}]
 """
 
 from __future__ import annotations
