@@ -3,7 +3,8 @@
 # Phase 1 caches the frozen ImageNet encoder's features of every train and val photo once (as itself and
 # mirrored), then trains the decoder and both heads on them; a seeded 3 % of TRAIN picks the checkpoint.
 # Tune continues from the exported phase-1 weights and also fine-tunes the encoder's stages after its stride-16
-# tap, run on the cached tap (about half phase 1's speed). Phase 2 (slow on a CPU) fine-tunes end to end.
+# tap, run on the cached tap (about half phase 1's speed). Phase 2 (slow on a CPU) fine-tunes end to end, with
+# flips as the only augmentation, like the cached phases.
 # Euclid continues from the tuned weights with the regression head trained on the Euclidean ab error of its
 # output enlarged to the full-size photo (what AuC scores), the checkpoint picked by the hold-out's AuC.
 # Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|phase2]...
@@ -44,7 +45,7 @@ for step in "${@:-cache phase1 export}"; do
     phase2)
       $PY -m training.train --model litecolor --data "$DATA" --val "$VAL" --size 128 --batch-size 16 \
         --steps 1500 --lr 5e-5 --init "$NAME" --config "${CONFIG[@]}" encoder_weights=imagenet --threads 2 \
-        --cache --val-limit 256 --out "$RUNS/$NAME-p2" --resume ;;
+        --cache --val-limit 256 --no-zoom --no-rotate --no-shear --out "$RUNS/$NAME-p2" --resume ;;
     *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, phase2)"
        exit 2 ;;
   esac
