@@ -292,6 +292,9 @@ def test_phase1_euclidean_loss_on_full_size_targets_picks_checkpoints_by_holdout
     history = state["history"]
     assert all(0 < r["holdout_auc"] <= 100 for r in history)
     assert state["counters"]["best"] == pytest.approx(min(100 - r["holdout_auc"] for r in history))
+    export.export_run(out, "litecolor-by-auc", out_dir=tmp_path / "weights")
+    card = (tmp_path / "weights" / "litecolor-by-auc.md").read_text()
+    assert "best checkpoint (highest hold-out AuC)" in card
 
 
 def test_encoder_runs_its_later_stages_from_a_tap(lite0):

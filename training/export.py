@@ -192,7 +192,7 @@ def _checkpoint_lines(t: dict[str, Any], checkpoint: str) -> list[str]:
         chosen = (f"the last checkpoint, step {t.get('best_step')} (the lowest val loss was at step "
                   f"{t.get('lowest_val_loss_step')})")
     else:
-        chosen = f"best checkpoint (lowest val loss), step {t.get('best_step')}"
+        chosen = f"best checkpoint ({t.get('checkpoint_by') or 'lowest val loss'}), step {t.get('best_step')}"
     return [f"- weights: {chosen}; stop reason: {why}"]
 
 
@@ -258,6 +258,7 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manif
         "planned_steps": args.get("steps"),
         "best_step": best_row.get("step"),
         "lowest_val_loss_step": _lowest_val_loss_step(final["history"]),
+        "checkpoint_by": run_config.get("checkpoint_by"),
         "wall_time_s": round(float(counters["elapsed"]), 1),
         "device": final.get("device"),
         "world_size": final.get("world_size", 1),

@@ -87,13 +87,14 @@ class FeatureBatches:
             for s in (4, 8, 16, 32)
         ]
         mirrored = torch.from_numpy(flips.astype(bool))
-        ab, idx, weights = (
-            torch.from_numpy(np.ascontiguousarray(self.arrays[k][photos]))
-            for k in ("ab4", "soft_idx", "soft_w")
+        idx, weights = (
+            torch.from_numpy(np.ascontiguousarray(self.arrays[k][photos])) for k in ("soft_idx", "soft_w")
         )
-        ab, idx, weights = ab.float(), idx.long(), weights.float()
-        if self.full_ab:
+        idx, weights = idx.long(), weights.float()
+        if self.full_ab:  # photos are sorted, as rgb() reads them
             ab = tdata.to_lab(self.rgb(photos))[1]
+        else:
+            ab = torch.from_numpy(np.ascontiguousarray(self.arrays["ab4"][photos])).float()
         for t in (ab, idx, weights):
             t[mirrored] = t[mirrored].flip(-1)
         return taps, ab, (idx, weights)
@@ -329,6 +330,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "steps_per_epoch": per_epoch,
         "command": "python -m training.train_decoder " + " ".join(sys.argv[1:]),
         "init": init_record,
+        "checkpoint_by": "highest hold-out AuC" if args.select == "auc" else "lowest val loss",
         "objective": f"phase 1 ({frozen}, cached features x{meta['flips']} "
         f"flips): {loss_fn.describe().removesuffix(' (two heads)')}"
         + (", checkpoint by hold-out AuC" if args.select == "auc" else ""),
