@@ -3,11 +3,12 @@
 # Phase 1 caches the frozen ImageNet encoder's features of every train and val photo once (as itself and
 # mirrored), then trains the decoder and both heads on them; a seeded 3 % of TRAIN picks the checkpoint.
 # Tune continues from the exported phase-1 weights and also fine-tunes the encoder's stages after its stride-16
-# tap, run on the cached tap (about half phase 1's speed). Phase 2 (slow on a CPU) fine-tunes end to end, with
-# flips as the only augmentation, like the cached phases.
+# tap, run on the cached tap (about half phase 1's speed). Phase 2 (slow on a CPU: about 75 min) fine-tunes the
+# bundled weights end to end, with flips as the only augmentation, like the cached phases; it trains on the rest
+# of TRAIN and picks its checkpoint on the first 520 photos of the same 3 % hold-out (run `holdout` first).
 # Euclid continues from the tuned weights with the regression head trained on the Euclidean ab error of its
 # output enlarged to the full-size photo (what AuC scores), the checkpoint picked by the hold-out's AuC.
-# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|phase2]...
+# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|holdout|phase2]...
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -42,11 +43,30 @@ for step in "${@:-cache phase1 export}"; do
         --select auc --steps 3000 --batch-size 32 --lr 2e-4 --eval-every 500 --threads 2 --amp --resume ;;
     export-euclid)
       $PY -m training.export "$RUNS/$NAME-euclid" --name "$NAME" --default ;;
-    phase2)
-      $PY -m training.train --model litecolor --data "$DATA" --val "$VAL" --size 128 --batch-size 16 \
-        --steps 1500 --lr 5e-5 --init "$NAME" --config "${CONFIG[@]}" encoder_weights=imagenet --threads 2 \
-        --cache --val-limit 256 --no-zoom --no-rotate --no-shear --out "$RUNS/$NAME-p2" --resume ;;
-    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, phase2)"
+    holdout)  # links: the 3 % of TRAIN that picked the cached phases' checkpoints, and the rest of TRAIN
+      $PY - "$DATA" "$RUNS/$NAME-holdout" "$RUNS/$NAME-train-rest" <<'PY'
+import sys
+from pathlib import Path
+from training import data as tdata
+from training.train_decoder import split_holdout
+paths = list(tdata.scan_images(Path(sys.argv[1])).paths)  # the feature cache's row order
+rows = dict(zip(("rest", "held"), split_holdout(len(paths), 0.03, 0), strict=True))
+for key, folder in (("held", sys.argv[2]), ("rest", sys.argv[3])):
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for i in rows[key]:
+        link = out / paths[i].name
+        link.unlink(missing_ok=True)
+        link.symlink_to(paths[i].resolve())
+    print(f"{len(rows[key])} photos linked in {out}")
+PY
+      ;;
+    phase2)  # after holdout: end to end from the bundled weights; the hold-out's first 520 pick the checkpoint
+      $PY -m training.train --model litecolor --data "$RUNS/$NAME-train-rest" --val "$RUNS/$NAME-holdout" \
+        --size 128 --batch-size 16 --steps 6000 --lr 5e-5 --init "$NAME" --config "${CONFIG[@]}" \
+        encoder_weights=imagenet --threads 2 --amp --cache --val-limit 520 --eval-every 750 \
+        --no-zoom --no-rotate --no-shear --out "$RUNS/$NAME-p2" --resume --no-progress ;;
+    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, holdout, phase2)"
        exit 2 ;;
   esac
 done
