@@ -8,7 +8,7 @@
 # of TRAIN and picks its checkpoint on the first 520 photos of the same 3 % hold-out (run `holdout` first).
 # Euclid continues from the tuned weights with the regression head trained on the Euclidean ab error of its
 # output enlarged to the full-size photo (what AuC scores), the checkpoint picked by the hold-out's AuC.
-# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|holdout|phase2]...
+# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|holdout|phase2|export-phase2]...
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -66,7 +66,9 @@ PY
         --size 128 --batch-size 16 --steps 6000 --lr 5e-5 --init "$NAME" --config "${CONFIG[@]}" \
         encoder_weights=imagenet --threads 2 --amp --cache --val-limit 520 --eval-every 750 \
         --no-zoom --no-rotate --no-shear --out "$RUNS/$NAME-p2" --resume --no-progress ;;
-    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, holdout, phase2)"
+    export-phase2)
+      $PY -m training.export "$RUNS/$NAME-p2" --name "$NAME" --default ;;
+    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, holdout, phase2, export-phase2)"
        exit 2 ;;
   esac
 done
