@@ -78,11 +78,21 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except ColorcoreError as exc:
-            raise gr.Error(_user_message(exc), title="Cannot do that") from exc
+            raise _error(_user_message(exc)) from exc
         finally:
             studio.release_memory()
 
     return wrapper
+
+
+def _error(message: str, title: str = "Cannot do that") -> gr.Error:
+    """A red toast that stays until the user closes it.
+
+    What it says must be acted on (a URL to fetch, a folder, a size limit), so it must not fade after
+    Gradio's default 10 s. It also must not be missed: a browser asked to show a 400 MP upload can
+    stall drawing the page for longer than that, and a timed toast then fades before it is ever seen.
+    """
+    return gr.Error(message, title=title, duration=None)
 
 
 def _user_message(exc: Exception) -> str:
@@ -162,7 +172,7 @@ class CheckedImage(gr.Image):
         try:
             image = load_image(source)
         except ColorcoreError as exc:
-            raise gr.Error(_user_message(exc), title="Cannot open this photo") from exc
+            raise _error(_user_message(exc), title="Cannot open this photo") from exc
         mode = self.image_mode
         image = image.convert(mode) if mode and image.mode != mode else image
         image.info["orig_name"] = payload.orig_name  # downloads are named after the upload
@@ -598,9 +608,9 @@ def _wire_classroom(classroom: ClassroomPanel, inputs: InputPanel, knobs: KnobPa
     @_guard
     def on_pixel(key, image, shown, truth_image, t, auto, s, b, evt: gr.SelectData):
         if not key:
-            raise gr.Error("No classifier is installed to inspect.")
+            raise _error("No classifier is installed to inspect.")
         if image is None or shown is None:
-            raise gr.Error("Upload a photo in the Studio tab first.")
+            raise _error("Upload a photo in the Studio tab first.")
         # The classroom shows the photo enlarged; map the click back to the photo's pixels.
         x, y = studio.click_to_pixel(*evt.index, shown.size, image.size)
         view = studio.pixel_distribution(key, image, x, y, temperature=float(t), size=_size(auto, s),
@@ -616,7 +626,7 @@ def _wire_classroom(classroom: ClassroomPanel, inputs: InputPanel, knobs: KnobPa
     @_guard
     def on_sweep(key, image, auto, s, b):
         if not key:
-            raise gr.Error("No classifier is installed for the sweep.")
+            raise _error("No classifier is installed for the sweep.")
         frames = studio.temperature_sweep(key, image, size=_size(auto, s), bins=int(b) if b else None)
         folder = downloads.new_folder()
         return [(str(studio.display_jpeg(im, folder / f"sweep{i}.jpg", 1024)), caption)

@@ -50,6 +50,7 @@ def test_checked_image_refuses_bombs_and_fakes_in_plain_words(widget, tmp_path: 
     with pytest.raises(gr.Error, match="400 MP, above the 40 MP limit") as info:
         widget.preprocess(ImageData(path=str(bomb), orig_name="bomb.png"))
     assert str(tmp_path) not in str(info.value)  # server folders stay private
+    assert info.value.duration is None  # stays until closed: the browser may be slow to draw it
     fake = tmp_path / "page.jpg"
     fake.write_text("<html><body>not a photo</body></html>")
     with pytest.raises(gr.Error, match=r"page.jpg: not a recognised image file \(it is a text/HTML/SVG file"):
