@@ -8,7 +8,7 @@
 # of TRAIN and picks its checkpoint on the first 520 photos of the same 3 % hold-out (run `holdout` first).
 # Euclid continues from the tuned weights with the regression head trained on the Euclidean ab error of its
 # output enlarged to the full-size photo (what AuC scores), the checkpoint picked by the hold-out's AuC.
-# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|holdout|phase2|export-phase2]...
+# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|holdout|phase2|export-phase2|phase3|export-phase3]...
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -68,7 +68,14 @@ PY
         --no-zoom --no-rotate --no-shear --out "$RUNS/$NAME-p2" --resume --no-progress ;;
     export-phase2)
       $PY -m training.export "$RUNS/$NAME-p2" --name "$NAME" --default ;;
-    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, holdout, phase2, export-phase2)"
+    phase3)  # phase 2 again from its bundled result, at a lower peak rate (hold-out AuC still rose at its end)
+      $PY -m training.train --model litecolor --data "$RUNS/$NAME-train-rest" --val "$RUNS/$NAME-holdout" \
+        --size 128 --batch-size 16 --steps 3500 --lr 3e-5 --init "$NAME" --config "${CONFIG[@]}" \
+        encoder_weights=imagenet --threads 2 --amp --cache --val-limit 520 --eval-every 875 \
+        --no-zoom --no-rotate --no-shear --out "$RUNS/$NAME-p3" --resume --no-progress ;;
+    export-phase3)
+      $PY -m training.export "$RUNS/$NAME-p3" --name "$NAME" --default ;;
+    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, holdout, phase2, export-phase2, phase3, export-phase3)"
        exit 2 ;;
   esac
 done
