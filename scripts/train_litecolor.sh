@@ -19,6 +19,15 @@ RUNS=${RUNS:-runs}
 NAME=${NAME:-litecolor}
 CONFIG=(encoder=lite2)
 
+# end_to_end STEPS LR EVAL_EVERY OUT: end to end from the bundled weights on TRAIN outside the hold-out;
+# the hold-out's first 520 photos pick the checkpoint.
+end_to_end() {
+  $PY -m training.train --model litecolor --data "$RUNS/$NAME-train-rest" --val "$RUNS/$NAME-holdout" \
+    --size 128 --batch-size 16 --steps "$1" --lr "$2" --init "$NAME" --config "${CONFIG[@]}" \
+    encoder_weights=imagenet --threads 2 --amp --cache --val-limit 520 --eval-every "$3" \
+    --no-zoom --no-rotate --no-shear --out "$4" --resume --no-progress
+}
+
 for step in "${@:-cache phase1 export}"; do
   case $step in
     cache)
@@ -61,18 +70,12 @@ for key, folder in (("held", sys.argv[2]), ("rest", sys.argv[3])):
     print(f"{len(rows[key])} photos linked in {out}")
 PY
       ;;
-    phase2)  # after holdout: end to end from the bundled weights; the hold-out's first 520 pick the checkpoint
-      $PY -m training.train --model litecolor --data "$RUNS/$NAME-train-rest" --val "$RUNS/$NAME-holdout" \
-        --size 128 --batch-size 16 --steps 6000 --lr 5e-5 --init "$NAME" --config "${CONFIG[@]}" \
-        encoder_weights=imagenet --threads 2 --amp --cache --val-limit 520 --eval-every 750 \
-        --no-zoom --no-rotate --no-shear --out "$RUNS/$NAME-p2" --resume --no-progress ;;
+    phase2)  # after holdout
+      end_to_end 6000 5e-5 750 "$RUNS/$NAME-p2" ;;
     export-phase2)
       $PY -m training.export "$RUNS/$NAME-p2" --name "$NAME" --default ;;
-    phase3)  # phase 2 again from its bundled result, at a lower peak rate (hold-out AuC still rose at its end)
-      $PY -m training.train --model litecolor --data "$RUNS/$NAME-train-rest" --val "$RUNS/$NAME-holdout" \
-        --size 128 --batch-size 16 --steps 3500 --lr 3e-5 --init "$NAME" --config "${CONFIG[@]}" \
-        encoder_weights=imagenet --threads 2 --amp --cache --val-limit 520 --eval-every 875 \
-        --no-zoom --no-rotate --no-shear --out "$RUNS/$NAME-p3" --resume --no-progress ;;
+    phase3)  # phase 2 again from its bundled result at a lower peak rate; tried, did not pay (README)
+      end_to_end 3500 3e-5 875 "$RUNS/$NAME-p3" ;;
     export-phase3)
       $PY -m training.export "$RUNS/$NAME-p3" --name "$NAME" --default ;;
     *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, holdout, phase2, export-phase2, phase3, export-phase3)"
