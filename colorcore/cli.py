@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path, help="folder of colour photos (the ground truth)")
     p.add_argument("--models", required=True,
                    help="comma-separated model or weights names, or `all` (every available weights set); "
-                        "NAME:faithful, NAME:vivid (T = 0.38) or NAME:tX (temperature X) picks a decode")
+                        "NAME:faithful, NAME:vivid (T = 0.38), NAME:regression or NAME:tX (temperature X) "
+                        "picks a decode")
     p.add_argument("--limit", type=_positive_int, default=None, help="use only the first N photos (sorted)")
     p.add_argument("--out", type=Path, default=None, help="also write a markdown report here")
     p.add_argument("--figure", type=Path, default=None,
@@ -299,12 +300,14 @@ class _Row:
     thumbs: list[np.ndarray] = field(default_factory=list)
 
 
-# Named decodes of a model with two heads (litecolor): the regression head and Zhang's annealed mean.
-NAMED_DECODES = {"faithful": {"method": "faithful"}, "vivid": {"temperature": ZHANG_TEMPERATURE}}
+# Named decodes of a model with two heads (litecolor): the 313-bin median, Zhang's annealed mean and the
+# L1 regression head.
+NAMED_DECODES = {"faithful": {"method": "faithful"}, "vivid": {"temperature": ZHANG_TEMPERATURE},
+                 "regression": {"method": "regression"}}
 
 
 def _decode_spec(text: str) -> tuple[str, dict[str, object]]:
-    """``NAME[:DECODE]`` -> (NAME, decoding knobs); DECODE is faithful, vivid or tX (a temperature)."""
+    """``NAME[:DECODE]`` -> (NAME, decoding knobs); DECODE is a key of NAMED_DECODES or tX (temperature X)."""
     name, _, decode = text.partition(":")
     if not decode:
         return name, {}

@@ -49,7 +49,8 @@ from colorcore.io import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from colorcore.models.litecolor import check_faithful
 
 MIN_SIZE, MAX_SIZE = 32, 2048
-DECODE_METHODS = ("annealed", "mode", "top_k", "faithful")  # faithful: the regression head (litecolor)
+# faithful (the 313-bin median) and regression (the L1 head): litecolor only
+DECODE_METHODS = ("annealed", "mode", "top_k", "faithful", "regression")
 _BAND_PIXELS = 1 << 20  # pixels per full-resolution conversion band (bounds temporary memory)
 _FAST_BAND_PIXELS = 1 << 16  # the fast CPU kernels' bands: their scratch buffers stay in the L2 cache
 _CHECK_SIZE = 64  # side of the input on which an optimised model is checked against the original

@@ -40,7 +40,7 @@ from colorcore.io import ImageSource, is_jpeg_file, load_image, save_jpeg, save_
 from colorcore.metrics import METRIC_INFO, Reference, compute_all, gray_baseline, reference
 from colorcore.models.litecolor import has_regression_head
 from colorcore.pipeline import Colorizer, ColorizeResult, Hints
-from colorcore.quantize import ZHANG_TEMPERATURE
+from colorcore.quantize import ZHANG_TEMPERATURE, decode_median
 from colorcore.registry import get_spec
 from colorcore.weights import WeightsEntry, available_weights, create_model, published_cache_path
 
@@ -70,6 +70,7 @@ KIND_TEXT = {
     "gamut": "313-bin classification",
     "palette": "k-means palette classification",
     "regression": "ab regression",
+    "median": "median of the 313-bin distribution",
     "gan": "GAN",
     "hints": "user-guided (hints)",
 }
@@ -114,9 +115,9 @@ DEFAULT_PICKS = 2
 # The classroom's sweep and distribution plot use the first runnable 313-bin choice of this list (the
 # strongest first; the published weights only when already downloaded), else the first 313-bin choice.
 STRONGEST_GAMUT: tuple[str, ...] = ("litecolor:vivid", "eccv16-published", "eccv16-w25", "eccv16-small")
-# A model with two heads (litecolor) is two choices, one per named decode: "KEY:faithful" runs its regression
-# head (no knobs), "KEY:vivid" its 313-bin head with the temperature / top-k knobs.
-TWO_HEAD_DECODES = {"faithful": "regression", "vivid": "gamut"}
+# A model with two heads (litecolor) is two choices, one per named decode: "KEY:faithful" takes the median
+# of its 313-bin distribution (no knobs), "KEY:vivid" the same head with the temperature / top-k knobs.
+TWO_HEAD_DECODES = {"faithful": "median", "vivid": "gamut"}
 
 
 # ------------------------------------------------------------------------------------------ choices
@@ -131,7 +132,7 @@ class ModelChoice:
 
     key: str
     label: str  # the technical label ("eccv16-w25 · 313-bin classification"), kept for the classroom
-    kind: str  # "gamut" | "palette" | "regression" | "gan" | "hints"
+    kind: str  # "gamut" | "palette" | "regression" | "median" | "gan" | "hints"
     entries: tuple[WeightsEntry, ...]
     plain: PlainName | None = None
     decode: str | None = None  # "faithful" or "vivid" for a two-head model's choices (TWO_HEAD_DECODES)
@@ -1034,12 +1035,24 @@ def pixel_distribution(
     if truth is not None and truth.size == image.size:
         truth_ab = _pixel_ab(load_image(truth).convert("RGB"), x, y)
     fig = distribution_figure(probs, centers.numpy(), temperature=float(temperature), annealed=annealed,
-                              truth_ab=truth_ab, title=f"{entry.name} at pixel ({x}, {y})")
+                              truth_ab=truth_ab, median_ab=_faithful_median(entry, cell, centers),
+                              title=f"{entry.name} at pixel ({x}, {y})")
     top = int(probs.argmax())
     summary = (f"**{entry.name}**, pixel ({x}, {y}) of {w}x{h}: {q} bins, most likely bin "
                f"a={centers[top, 0]:.0f}, b={centers[top, 1]:.0f} with p={probs[top]:.1%}; "
                f"entropy {_entropy(probs):.2f} nats (max {math.log(q):.2f}).")
     return PixelDistribution(fig, x, y, probs, centers.numpy(), summary)
+
+
+def _faithful_median(entry: WeightsEntry, cell: torch.Tensor,
+                     centers: torch.Tensor) -> tuple[float, float] | None:
+    """The faithful decode at one cell (``cell``: its ``(Q,)`` logits) of a model that keeps the
+    rebalancing weights it was trained with (litecolor), else None."""
+    weights = getattr(load_model(entry.name), "bin_weights", None)
+    if not isinstance(weights, torch.Tensor):
+        return None
+    ab = decode_median(cell[:, None, None], centers.float(), weights.float().cpu())[:, 0, 0]
+    return float(ab[0]), float(ab[1])
 
 
 def _entropy(p: np.ndarray) -> float:
@@ -1062,13 +1075,16 @@ def distribution_figure(
     temperature: float | None = None,
     annealed: np.ndarray | None = None,
     truth_ab: tuple[float, float] | None = None,
+    median_ab: tuple[float, float] | None = None,
     title: str = "",
 ) -> Figure:
     """Zhang et al.'s ab-plane view of a predicted distribution ``probs (Q,)`` over ``centers (Q, 2)``.
 
     Every bin is drawn in its own colour at L = 50; its size and opacity grow with its probability.
     With ``annealed`` (the same distribution at ``temperature``) a second panel shows how the
-    temperature sharpens it; crosses mark each panel's mean, a star the mode, a ring the true colour.
+    temperature sharpens it; crosses mark each panel's mean, a star the mode, a ring the true colour and,
+    in the first panel, a diamond ``median_ab`` (the faithful decode: the median with the training's
+    re-weighting of rare colours divided out).
     """
     centers = np.asarray(centers, np.float64)
     colours = bin_colours(torch.as_tensor(centers, dtype=torch.float32))
@@ -1094,6 +1110,9 @@ def distribution_figure(
         mode = centers[int(p.argmax())]
         ax.plot(*mode, marker="*", markersize=12, color="gold", markeredgecolor="black", linestyle="none",
                 label=f"mode ({mode[0]:.0f}, {mode[1]:.0f})")
+        if median_ab is not None and i == 0:
+            ax.plot(*median_ab, marker="D", markersize=9, color="deepskyblue", markeredgecolor="black",
+                    linestyle="none", label=f"Faithful: median ({median_ab[0]:.0f}, {median_ab[1]:.0f})")
         if truth_ab is not None:
             ax.plot(*truth_ab, marker="o", markersize=11, markerfacecolor="none", markeredgecolor="black",
                     markeredgewidth=2, linestyle="none",
@@ -1215,9 +1234,12 @@ distribution: the plain mean (T = 1) is the most muted (sepia wherever the model
 compromise between both.
 
 The recommended model has both kinds of head on one network that knows what things are (its encoder was
-trained on ImageNet): *Faithful* is its regression head (L1, the per-pixel median, so less sepia than a
-squared error, still muted) and *Vivid* its 313-bin head at T = 0.38. Where it is sure (grass, sky), even
-its mean is colourful; the sweep changes most where it hesitates.
+trained on ImageNet). *Vivid* is its 313-bin head at T = 0.38. *Faithful* reads the same distribution
+another way: it divides the training's re-weighting of rare colours back out and takes the **median**,
+the one colour with the least average distance to all the plausible ones (the blue diamond in the
+distribution plot). That is what accuracy scores reward, and it beats the network's own L1 regression
+head on them; like any single best guess, it is muted where the model hesitates. Where the model is sure
+(grass, sky), even its mean is colourful; the sweep changes most where it hesitates.
 
 Pick a pixel to see its distribution; the sweep shows the same photo from the mean to the mode.
 """

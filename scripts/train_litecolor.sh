@@ -8,7 +8,7 @@
 # of TRAIN and picks its checkpoint on the first 520 photos of the same 3 % hold-out (run `holdout` first).
 # Euclid continues from the tuned weights with the regression head trained on the Euclidean ab error of its
 # output enlarged to the full-size photo (what AuC scores), the checkpoint picked by the hold-out's AuC.
-# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|holdout|phase2|export-phase2|phase3|export-phase3]...
+# Usage: scripts/train_litecolor.sh [cache|phase1|export|tune|export-tune|euclid|export-euclid|holdout|phase2|export-phase2|phase3|export-phase3|phase160|export-phase160]...
 set -eu
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -19,11 +19,11 @@ RUNS=${RUNS:-runs}
 NAME=${NAME:-litecolor}
 CONFIG=(encoder=lite2)
 
-# end_to_end STEPS LR EVAL_EVERY OUT: end to end from the bundled weights on TRAIN outside the hold-out;
-# the hold-out's first 520 photos pick the checkpoint.
+# end_to_end STEPS LR EVAL_EVERY OUT [SIZE]: end to end from the bundled weights on TRAIN outside the
+# hold-out, at SIZE px (default 128, the corpus's own size); the hold-out's first 520 photos pick the checkpoint.
 end_to_end() {
   $PY -m training.train --model litecolor --data "$RUNS/$NAME-train-rest" --val "$RUNS/$NAME-holdout" \
-    --size 128 --batch-size 16 --steps "$1" --lr "$2" --init "$NAME" --config "${CONFIG[@]}" \
+    --size "${5:-128}" --batch-size 16 --steps "$1" --lr "$2" --init "$NAME" --config "${CONFIG[@]}" \
     encoder_weights=imagenet --threads 2 --amp --cache --val-limit 520 --eval-every "$3" \
     --no-zoom --no-rotate --no-shear --out "$4" --resume --no-progress
 }
@@ -78,7 +78,11 @@ PY
       end_to_end 3500 3e-5 875 "$RUNS/$NAME-p3" ;;
     export-phase3)
       $PY -m training.export "$RUNS/$NAME-p3" --name "$NAME" --default ;;
-    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, holdout, phase2, export-phase2, phase3, export-phase3)"
+    phase160)  # end to end at 160 px: the 128 px photos enlarged, so objects span more encoder cells
+      end_to_end 3000 5e-5 750 "$RUNS/$NAME-p160" 160 ;;
+    export-phase160)
+      $PY -m training.export "$RUNS/$NAME-p160" --name "$NAME" --default ;;
+    *) echo "unknown step $step (cache, phase1, export, tune, export-tune, euclid, export-euclid, holdout, phase2, export-phase2, phase3, export-phase3, phase160, export-phase160)"
        exit 2 ;;
   esac
 done

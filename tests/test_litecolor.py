@@ -4,11 +4,13 @@ cache and phase-1 decoder trainer, end to end through export and the pipeline.""
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from skimage import data as skdata
 
@@ -17,9 +19,11 @@ from colorcore.errors import ColorcoreError, ConfigError, WeightsError
 from colorcore.models import efficientnet_lite as eff
 from colorcore.models.litecolor import LiteColor, LiteColorConfig
 from colorcore.pipeline import Colorizer
+from colorcore.quantize import decode_median, gamut_centers
 from colorcore.weights import create_model
 from tests.photos import smooth_rgb
 from training import export, feature_cache, train_decoder
+from training.priors import load_or_compute_priors, rebalancing_weights
 
 DATA = Path(__file__).parent / "data"
 DOG_CLASSES = range(151, 269)  # ImageNet 151..268 are dog breeds
@@ -108,10 +112,25 @@ def test_litecolor_heads_and_decodes():
         logits, ab = model.forward_both(l)
         faithful, logits2 = model.predict_ab_and_logits(l)
         vivid, _ = model.predict_ab_and_logits(l, temperature=0.38)
+        regression, _ = model.predict_ab_and_logits(l, method="regression")
+        model.bin_weights.copy_(torch.linspace(0.5, 2.0, 313))
+        rebalanced = model.predict_ab(l)
     assert logits.shape == (2, 313, 16, 24) and ab.shape == (2, 2, 16, 24)
-    assert faithful.shape == vivid.shape == (2, 2, 64, 96)
+    assert faithful.shape == vivid.shape == regression.shape == (2, 2, 64, 96)
     torch.testing.assert_close(logits2, logits)
     assert not torch.allclose(faithful, vivid)
+    # faithful: the median of the 313-bin head with the stored rebalancing divided out; regression: L1 head
+    up = partial(F.interpolate, size=(64, 96), mode="bilinear", align_corners=False)
+    centers = model.decoder.centers
+    torch.testing.assert_close(faithful, up(decode_median(logits, centers)))
+    torch.testing.assert_close(rebalanced, up(decode_median(logits, centers, model.bin_weights)))
+    torch.testing.assert_close(regression, up(ab))
+    assert not torch.allclose(rebalanced, faithful)
+    # checkpoints saved before the buffer existed still load strictly, with no rebalancing
+    old = {k: v for k, v in model.state_dict().items() if k != "bin_weights"}
+    fresh = LiteColor(model.config)
+    fresh.load_state_dict(old, strict=True)
+    assert torch.equal(fresh.bin_weights, torch.ones(313))
     with pytest.raises(ConfigError, match="divisible by 32"):
         model.predict_ab(torch.zeros(1, 1, 40, 40))
     with pytest.raises(ConfigError, match="unknown encoder"):
@@ -185,6 +204,13 @@ def test_feature_cache_then_phase1_training_export_and_pipeline(photo_folder, tm
     entry = export.export_run(run, "litecolor-test")
     assert entry.colors == "gamut313" and entry.input_size == 64
     loaded = create_model("litecolor-test", pretrained=True)
+    # the trainer stored its rebalancing weights, which the faithful decode divides out
+    parsed = train_decoder.build_parser().parse_args(argv)
+    rows = train_decoder.split_holdout(meta["photos"], parsed.holdout, parsed.seed)[0]
+    centers = gamut_centers()
+    expected = rebalancing_weights(train_decoder.cache_priors(arrays["ab4"], rows, centers), centers)
+    assert not torch.equal(loaded.bin_weights, torch.ones(313))
+    torch.testing.assert_close(loaded.bin_weights.float(), expected, rtol=2e-3, atol=0)  # an fp16 file
     out = Colorizer(loaded, size=64).colorize(Image.fromarray(smooth_rgb(100, 90, seed=99)))
     assert out.size == (90, 100)
 
@@ -207,8 +233,9 @@ def test_feature_cache_then_phase1_training_export_and_pipeline(photo_folder, tm
 
     assert "litecolor-test" in cards.update_cards(json_out, weights_dir)
     card = json.loads((weights_dir / "litecolor-test.json").read_text())
-    assert set(card["evaluation"]["decodes"]) == {"faithful", "vivid"}
-    assert "| metric | faithful | vivid | gray (ab = 0) |" in (weights_dir / "litecolor-test.md").read_text()
+    assert set(card["evaluation"]["decodes"]) == {"faithful", "vivid", "regression"}
+    assert "| metric | faithful | vivid | regression | gray (ab = 0) |" in \
+        (weights_dir / "litecolor-test.md").read_text()
 
     # phase 2: the ordinary trainer fine-tunes the whole network end to end from the phase-1 weights
     from training import train
@@ -408,6 +435,26 @@ def test_transfer_learning_families_take_the_imagenet_lite_encoder(name, config,
 def test_transfer_learning_families_still_load_their_bundled_weights():
     for name in ("pix2pix", "fusion-w50", "resnet-regression"):
         create_model(name, pretrained=True)
+
+
+def test_bundled_flagship_carries_the_rebalancing_its_median_divides_out():
+    model = create_model("litecolor", pretrained=True)
+    weights = model.bin_weights.float()
+    assert weights.min() > 0 and weights.max() / weights.min() > 10  # rare colours weigh far more
+    assert model.weights_entry.card["training"]["bin_weights_from"]  # recomputed at export: the card says
+
+
+def test_export_recomputes_bin_weights_only_for_litecolor(photo_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = LiteColor(LiteColorConfig(encoder="lite0", decoder=(8, 8, 8, 8), global_dim=4))
+    export._fill_bin_weights(model, photo_folder)
+    centers = gamut_centers()
+    expected = rebalancing_weights(load_or_compute_priors(photo_folder, centers, progress=False), centers)
+    torch.testing.assert_close(model.bin_weights, expected)
+    with pytest.raises(ColorcoreError, match="not a folder"):
+        export._fill_bin_weights(model, tmp_path / "missing")
+    with pytest.raises(ColorcoreError, match="only litecolor"):
+        export._fill_bin_weights(create_model("baseline"), photo_folder)
 
 
 def test_bundled_flagship_loads_without_the_backbone_package(monkeypatch):

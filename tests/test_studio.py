@@ -11,12 +11,14 @@ import pytest
 import torch
 from browser_util import make_tiny_weights
 from matplotlib.figure import Figure
+from photos import smooth_rgb
 from PIL import Image
 
 from colorcore import studio
 from colorcore.errors import ColorcoreError, ConfigError, ModelNotFoundError
 from colorcore.metrics import compute_all, gray_baseline
 from colorcore.pipeline import Colorizer
+from colorcore.quantize import decode_median
 
 SIZE = 128
 
@@ -518,6 +520,23 @@ def test_distribution_figure_and_bin_colours():
     assert len(fig.axes) == 1
 
 
+def test_litecolor_pixel_distribution_marks_its_faithful_median(monkeypatch):
+    assets = Path(__file__).resolve().parents[1] / "assets" / "weights"
+    monkeypatch.setenv("COLORCORE_WEIGHTS_DIR", str(assets))  # the real flagship weights
+    studio.load_model.cache_clear()
+    photo = Image.fromarray(smooth_rgb(64, 96, seed=5), "RGB")
+    view = studio.pixel_distribution("litecolor:vivid", photo, 30, 20, size=128)
+    labels = [t.get_text() for t in view.figure.axes[0].get_legend().get_texts()]
+    marked = next(t for t in labels if t.startswith("Faithful: median"))
+    assert not any(t.get_text().startswith("Faithful") for t in view.figure.axes[1].get_legend().get_texts())
+    # the diamond is the faithful decode of the clicked cell (row 20 * 32 // 64, column 30 * 32 // 96 of the
+    # 32 x 32 logits at 128 px), with the weights' own rebalancing divided out
+    model = studio.load_model("litecolor")
+    logits = Colorizer(model, size=128).predict(studio.to_gray(photo)).logits.float()
+    a, b = decode_median(logits, model.decoder.centers.float(), model.bin_weights.float())[:, 10, 10].tolist()
+    assert marked == f"Faithful: median ({a:.0f}, {b:.0f})"
+
+
 def test_metric_headers_say_which_way_is_better():
     assert studio.metric_header("psnr") == "PSNR ↑"
     assert studio.metric_header("ciede2000") == "ΔE2000 ↓"
@@ -531,7 +550,9 @@ def test_a_two_head_model_is_a_faithful_and_a_vivid_choice(color_image, monkeypa
     choices = studio.list_choices()
     faithful = studio.find_choice("litecolor:faithful", choices)
     vivid = studio.find_choice("litecolor:vivid", choices)
-    assert (faithful.kind, faithful.decode) == ("regression", "faithful")
+    assert (faithful.kind, faithful.decode) == ("median", "faithful")
+    assert faithful.label == "litecolor:faithful · median of the 313-bin distribution"
+    assert not faithful.is_classifier  # no temperature or top-k knobs
     assert (vivid.kind, vivid.decode) == ("gamut", "vivid")
     assert faithful.entries == vivid.entries  # one weights file, two decodes
     knobs = studio.Knobs(temperature=0.38, size=None)

@@ -31,6 +31,7 @@ from colorcore.io import atomic_write_text
 from colorcore.registry import build_model
 from colorcore.weights import WeightsEntry, load_weights_file, save_weights, weights_dir
 from training.checkpoint import load_checkpoint
+from training.priors import load_or_compute_priors, rebalancing_weights
 
 # Relative tolerance of the fp16 round trip check (ab units are up to ~110).
 _ROUNDTRIP_ATOL = 1.0
@@ -153,6 +154,7 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
         f"- wall time: {t.get('wall_time_s', 0):.0f} s on {t.get('device')}",
         f"- command: `{t.get('command')}`",
         *([f"- note: {t['note']}"] if t.get("note") else []),
+        *_bin_weights_lines(t),
     ]
     if t.get("init"):
         best, steps, wall = lineage_totals(t)
@@ -177,6 +179,13 @@ def model_card_markdown(name: str, entry_card: dict[str, Any]) -> str:
 def _lowest_val_loss_step(history: list[dict[str, Any]]) -> int | None:
     rows = [r for r in history if r.get("val_loss") is not None]
     return min(rows, key=lambda r: r["val_loss"])["step"] if rows else None
+
+
+def _bin_weights_lines(t: dict[str, Any]) -> list[str]:
+    if not t.get("bin_weights_from"):
+        return []
+    return [f"- rebalancing weights (`bin_weights`, which the faithful decode divides out): recomputed at "
+            f"export from the class priors of `{t['bin_weights_from']}`"]
 
 
 def _checkpoint_lines(t: dict[str, Any], checkpoint: str) -> list[str]:
@@ -218,9 +227,12 @@ def evaluation_markdown(evaluation: dict[str, Any] | None) -> list[str]:
 
 
 def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manifest: str | None = None,
-               checkpoint: str = "best", default: bool = False, note: str | None = None) -> WeightsEntry:
+               checkpoint: str = "best", default: bool = False, note: str | None = None,
+               bin_priors: Path | None = None) -> WeightsEntry:
     """Export ``run_dir/<checkpoint>.pt`` as bundled weights ``out_dir/name``; returns the written entry.
-    ``note`` is a fact about the run that its files do not hold (e.g. that it was paused), for the card."""
+    ``note`` is a fact about the run that its files do not hold (e.g. that it was paused), for the card.
+    ``bin_priors`` (a photo folder) fills litecolor's ``bin_weights`` from that folder's class priors, for
+    runs saved before the trainer stored them; it must be the folder the run trained on."""
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else weights_dir()
     if not name or any(c in name for c in "/\\") or name.startswith("."):
@@ -238,6 +250,8 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manif
         raise ExportError(f"{ckpt_path} does not fit model {state['model_name']!r}: {exc}") from exc
     model.eval()
     args = state["args"]
+    if bin_priors is not None:
+        _fill_bin_weights(model, Path(bin_priors))
     run_config = final.get("run_config", {})
     if not state["history"]:
         raise ExportError(f"{ckpt_path} has no evaluation in its history; train until the first evaluation")
@@ -275,6 +289,8 @@ def export_run(run_dir: Path, name: str, out_dir: Path | None = None, data_manif
     }
     if note:
         training["note"] = note
+    if bin_priors is not None:
+        training["bin_weights_from"] = str(bin_priors)
     if args.get("init"):
         if not run_config.get("init"):
             raise ExportError(f"{run_dir} was started from {args['init']!r} by a trainer that did not record "
@@ -320,6 +336,16 @@ def _check_roundtrip(model: nn.Module, path: Path, size: int) -> None:
         raise WeightsError(f"exported {path} does not reproduce the checkpoint (max ab difference {err:.3g})")
 
 
+def _fill_bin_weights(model: nn.Module, data_dir: Path) -> None:
+    if not isinstance(getattr(model, "bin_weights", None), torch.Tensor):
+        raise ExportError(f"--bin-priors: {type(model).__name__} keeps no bin weights (only litecolor does)")
+    if not data_dir.is_dir():
+        raise ExportError(f"--bin-priors: {data_dir} is not a folder of photos")
+    centers = model.decoder.centers
+    with torch.no_grad():
+        model.bin_weights.copy_(rebalancing_weights(load_or_compute_priors(data_dir, centers), centers))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n")[0])
     p.add_argument("run_dir", type=Path, help="a run folder written by python -m training.train")
@@ -331,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--default", action="store_true", help="mark as the model's default weights")
     p.add_argument("--note", default=None, help="a fact about the run for its card (e.g. that it was paused)")
+    p.add_argument("--bin-priors", type=Path, default=None, metavar="TRAIN_DIR",
+                   help="litecolor runs saved before the trainer stored its rebalancing weights: recompute "
+                        "them from the run's training folder (its faithful decode divides them out)")
     return p
 
 
@@ -338,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         entry = export_run(args.run_dir, args.name, args.out_dir, args.data_manifest, args.checkpoint,
-                           args.default, args.note)
+                           args.default, args.note, args.bin_priors)
     except ColorcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -460,6 +460,15 @@ class ObjectiveOptions:
     rebalance_palette: bool = False
 
 
+def store_bin_weights(model: nn.Module, objective: nn.Module) -> None:
+    """Copy a rebalanced 313-bin objective's class weights into a model that keeps them (litecolor's
+    ``bin_weights``), so the saved weights can divide them out in the faithful decode."""
+    weights = getattr(objective, "class_weights", None)
+    if weights is not None and isinstance(getattr(model, "bin_weights", None), Tensor):
+        with torch.no_grad():
+            model.bin_weights.copy_(weights)
+
+
 def make_objective(model: nn.Module, task: str, options: ObjectiveOptions,
                    class_weights: Callable[[Tensor], Tensor] | None = None) -> Objective:
     """The objective for ``model`` from its task and attributes.

@@ -36,7 +36,7 @@ from torch import Tensor
 from colorcore.color import rgb_to_lab
 from colorcore.errors import ConfigError
 from colorcore.io import iter_image_files
-from colorcore.quantize import empirical_bin_distribution, gamut_centers
+from colorcore.quantize import empirical_bin_distribution, gamut_centers, rebalance_weights
 
 PRIORS_FORMAT = "colorcore-priors/1"
 GRAY_CHROMA = 5.0  # ab chroma below which a pixel counts as neutral
@@ -179,6 +179,12 @@ def load_or_compute_priors(data_dir: Path, centers: Tensor, max_images: int | No
     except OSError as exc:  # a read-only home must not stop training
         print(f"warning: could not cache priors in {path}: {exc}", file=sys.stderr)
     return p
+
+
+def rebalancing_weights(priors: Tensor, centers: Tensor) -> Tensor:
+    """Zhang et al.'s class-rebalancing weights (lambda 0.5, sigma 5) of a ``(Q,)`` bin distribution: what
+    every trainer weights its 313-bin loss with and what litecolor's faithful decode divides out."""
+    return rebalance_weights(priors, lam=0.5, sigma=5.0, centers=centers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,7 +41,6 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from colorcore import quantize
 from colorcore.color import lab_to_rgb
 from colorcore.errors import ColorcoreError, ConfigError
 from colorcore.fast import cpu_has_fast_bf16
@@ -56,7 +55,14 @@ from training.checkpoint import (
     set_rng_state,
 )
 from training.export import init_lineage
-from training.objectives import Objective, ObjectiveOptions, Pix2PixGAN, is_gamut, make_objective
+from training.objectives import (
+    Objective,
+    ObjectiveOptions,
+    Pix2PixGAN,
+    is_gamut,
+    make_objective,
+    store_bin_weights,
+)
 from training.plots import plot_history, save_sample_grid
 
 # Options that may differ between an interrupted run and its --resume (they do not change the maths).
@@ -484,7 +490,7 @@ def _class_weights_fn(args: argparse.Namespace, progress: bool, log):
     """Rebalancing weights (lambda 0.5, sigma 5) from the TRAIN folder's priors, cached in --cache-dir."""
 
     def fn(centers: Tensor) -> Tensor:
-        from training.priors import load_or_compute_priors
+        from training.priors import load_or_compute_priors, rebalancing_weights
 
         tag = hashlib.sha256(f"{Path(args.data).resolve()}:{args.prior_images}".encode()).hexdigest()[:16]
         name = "" if is_gamut(centers) else f"-palette{centers.shape[0]}"
@@ -492,7 +498,7 @@ def _class_weights_fn(args: argparse.Namespace, progress: bool, log):
         log(f"class priors of {args.data} (cache {cache_file})")
         priors = load_or_compute_priors(Path(args.data), centers, max_images=args.prior_images,
                                         cache_file=cache_file, progress=progress)
-        return quantize.rebalance_weights(priors, lam=0.5, sigma=5.0, centers=centers)
+        return rebalancing_weights(priors, centers)
 
     return fn
 
@@ -600,6 +606,7 @@ def _run(args: argparse.Namespace, info: Dist, device: torch.device) -> dict[str
         log(f"initialised from weights {args.init}")
     else:
         init_record = None
+    store_bin_weights(model, objective)  # after --init, whose weights carry the old run's
     model.to(device)
     objective.to(device)
     if args.channels_last:

@@ -47,8 +47,9 @@ from colorcore.registry import build_model
 from training import data as tdata
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.feature_cache import open_cache
-from training.objectives import HEAD_REGRESSION_LOSSES, GamutAndRegression
+from training.objectives import HEAD_REGRESSION_LOSSES, GamutAndRegression, store_bin_weights
 from training.plots import plot_history
+from training.priors import rebalancing_weights
 from training.train import (
     image_metrics,
     init_from_weights,
@@ -294,10 +295,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     priors = cache_priors(arrays["ab4"], train_rows, centers)
     loss_fn = GamutAndRegression(
         centers,
-        quantize.rebalance_weights(priors, lam=0.5, sigma=5.0, centers=centers),
+        rebalancing_weights(priors, centers),
         args.l1_weight,
         args.regression,
     )
+    store_bin_weights(model, loss_fn)
     full_ab = args.regression == "euclidean"
     batches = FeatureBatches(meta, arrays, train_rows, full_ab)
     val_batches = FeatureBatches(val[0], val[1], np.arange(val[0]["photos"]), full_ab) if val else None

@@ -6,11 +6,18 @@
 * Decoder: bilinear x2 upsampling with skip features back to stride 4.
 * Heads at stride 4: 313 gamut-bin logits (Zhang et al. 2016: soft-encoded, rebalanced cross-entropy,
   annealed-mean decoding, so the temperature, top-k and classroom views work) and ab regression
-  (L1: the per-pixel median, the most faithful colour).
+  (L1 on a and b: the per-channel median).
 
 ``forward`` returns the logits (the model is a classifier to the rest of the library); ``forward_both``
-returns logits and regression ab. Decoding ``method="faithful"`` (the default when no temperature or
-top-k is given) returns the regression head; ``annealed`` at T = 0.38 is the vivid decode.
+returns logits and regression ab. Decodes:
+
+* ``method="faithful"`` (the default when no temperature or top-k is given): the geometric median of the
+  313-bin head's distribution with the training rebalancing divided out
+  (:func:`colorcore.quantize.decode_median`), the colour with the least expected ab error. It beats the
+  regression head on PSNR, AuC and ΔE2000 on the hold-out (README). The rebalancing weights travel in the
+  weights as the ``bin_weights`` buffer, which the trainer fills.
+* ``method="regression"``: the L1 head.
+* ``annealed`` at T = 0.38: the vivid decode.
 
 Training is in two phases (see ``training/feature_cache.py``): the decoder on cached features of the
 frozen encoder, then end to end. The encoder's BatchNorm statistics stay frozen in both.
@@ -28,12 +35,14 @@ from torch import Tensor, nn
 from colorcore.errors import ConfigError
 from colorcore.models.base import AB_SCALE, ColorModel
 from colorcore.models.efficientnet_lite import VARIANTS, efficientnet_lite, l_to_encoder_input
-from colorcore.quantize import ABDecoder, gamut_centers
+from colorcore.quantize import ABDecoder, decode_median, gamut_centers
 from colorcore.registry import register_model
 
 NUM_BINS = 313
 TAP_STRIDES = (4, 8, 16, 32)
 FAITHFUL = "faithful"
+REGRESSION = "regression"
+TWO_HEAD_METHODS = (FAITHFUL, REGRESSION)  # decodes only a model with both heads has
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,10 @@ class LiteColor(ColorModel):
         self.class_head = nn.Conv2d(c4, NUM_BINS, 1)
         self.ab_head = nn.Conv2d(c4, 2, 3, padding=1)
         self.decoder = ABDecoder(gamut_centers())
+        # The rebalancing weights the 313-bin head was trained with (ones: none); the faithful decode
+        # divides them out. Checkpoints from before the buffer existed load with ones.
+        self.register_buffer("bin_weights", torch.ones(NUM_BINS))
+        self.register_load_state_dict_pre_hook(_default_bin_weights)
 
     def train(self, mode: bool = True) -> LiteColor:
         super().train(mode)
@@ -136,9 +149,15 @@ class LiteColor(ColorModel):
         if method is None and temperature is None and not top_k:
             method = FAITHFUL
         logits, ab_reg = self.forward_both(l)
-        if method == FAITHFUL:
+        if method == REGRESSION:
             return ab_reg, logits
+        if method == FAITHFUL:
+            return decode_median(logits, self.decoder.centers, self.bin_weights), logits
         return self.decoder(logits, temperature=temperature, top_k=top_k, method=method), logits
+
+
+def _default_bin_weights(module: nn.Module, state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
+    state_dict.setdefault(prefix + "bin_weights", torch.ones(NUM_BINS))
 
 
 def has_regression_head(model: nn.Module | type) -> bool:
@@ -147,9 +166,10 @@ def has_regression_head(model: nn.Module | type) -> bool:
 
 
 def check_faithful(model: nn.Module, method: str | None) -> None:
-    """Raise :class:`ConfigError` when ``method="faithful"`` is asked of a model without a regression head."""
-    if method == FAITHFUL and not has_regression_head(model):
+    """Raise :class:`ConfigError` when a two-head decode (``faithful``, ``regression``) is asked of a model
+    without both heads."""
+    if method in TWO_HEAD_METHODS and not has_regression_head(model):
         raise ConfigError(
-            f"the {FAITHFUL!r} decode needs a model with a regression head (litecolor); "
+            f"the {method!r} decode needs a model with a regression head (litecolor); "
             f"{type(model).__name__} has none"
         )
