@@ -212,7 +212,8 @@ class GamutAndRegression(Objective):
     head for the output that is scored.
 
     The CE equals :class:`GamutClassification`'s, computed on the 5 nearest bins only (the soft target is
-    zero elsewhere), which is several times cheaper on a CPU. Validation predicts the faithful (L1) head.
+    zero elsewhere), which is several times cheaper on a CPU. Validation predicts the faithful decode: the
+    median of the 313-bin head with these class weights divided out.
     """
 
     kind = "gamut313"
@@ -270,7 +271,8 @@ class GamutAndRegression(Objective):
         small = pool_to(ab.float(), logits.shape[-2:])
         with full_precision(ab):
             targets = quantize.soft_encode(small, self.centers)
-        return EvalOut(loss, _upsample(ab_pred.float(), l.shape[-2:]), logits.float(), self.centers, small,
+        faithful = quantize.decode_median(logits, self.centers, self.class_weights)
+        return EvalOut(loss, _upsample(faithful.float(), l.shape[-2:]), logits.float(), self.centers, small,
                        targets)
 
 

@@ -5,8 +5,8 @@ step costs only the decoder. The loss is the 313-bin rebalanced cross-entropy on
 (Zhang et al. 2016; priors from the cache's own stride-4 ab) plus ``--l1-weight`` x L1 on the regression
 head's ab / 110 (``--regression euclidean``: the Euclidean ab error of the head enlarged to the full-size
 photo, what AuC integrates). A seeded ``--holdout`` fraction of the TRAIN photos picks the best checkpoint
-and early stopping, by its loss or (``--select auc``) its faithful AuC; the val cache is only reported
-(faithful and vivid decodes), so choices are not tuned to it.
+and early stopping, by its loss or (``--select auc``) its faithful AuC (the 313-bin median's); the val cache
+is only reported (faithful, vivid and regression decodes), so choices are not tuned to it.
 
 ``--tune-encoder-after 16`` (or 8) also fine-tunes the encoder's stages after that tap and its head, run on
 the cached tap, at ``--encoder-lr-scale`` times the learning rate: the last stages hold most of the
@@ -158,10 +158,11 @@ def evaluate(
     with_images: bool,
     tune_after: int | None = None,
 ) -> dict[str, float]:
-    """Mean loss over ``photos`` and, with ``with_images``, PSNR / AuC / colourfulness of both decodes."""
+    """Mean loss over ``photos`` and, with ``with_images``, PSNR / AuC / colourfulness of the faithful decode
+    (no prefix: the median of the 313-bin head), the vivid one and the regression head."""
     model.eval()
     sums: dict[str, float] = {}
-    rows: dict[str, list[dict[str, float]]] = {"": [], "vivid_": []}
+    rows: dict[str, list[dict[str, float]]] = {"": [], "vivid_": [], "regression_": []}
     for lo in range(0, len(photos), batch_size):
         chunk = np.sort(photos[lo : lo + batch_size])
         taps, ab4, soft = batches.get(chunk)
@@ -174,7 +175,8 @@ def evaluate(
             l, _ = tdata.to_lab(rgb)
             truth = rgb.permute(0, 2, 3, 1).numpy()
             vivid = model.decoder(logits, temperature=VIVID_TEMPERATURE)
-            for prefix, ab in (("", ab_pred), ("vivid_", vivid)):
+            faithful = quantize.decode_median(logits, model.decoder.centers, loss_fn.class_weights)
+            for prefix, ab in (("", faithful), ("vivid_", vivid), ("regression_", ab_pred)):
                 full = F.interpolate(ab, size=l.shape[-2:], mode="bilinear", align_corners=False)
                 rows[prefix].append(image_metrics(lab_batch_to_uint8(l, full), truth) | {"n": len(chunk)})
     out = {k: v / len(photos) for k, v in sums.items()}
