@@ -38,7 +38,7 @@ from colorcore.color import lab_to_rgb
 from colorcore.errors import ColorcoreError, ConfigError, ModelNotFoundError
 from colorcore.io import ImageSource, is_jpeg_file, load_image, save_jpeg, save_png
 from colorcore.metrics import METRIC_INFO, Reference, compute_all, gray_baseline, reference
-from colorcore.models.litecolor import has_regression_head
+from colorcore.models.litecolor import bin_weights_of, has_regression_head
 from colorcore.pipeline import Colorizer, ColorizeResult, Hints
 from colorcore.quantize import ZHANG_TEMPERATURE, decode_median
 from colorcore.registry import get_spec
@@ -1048,8 +1048,8 @@ def _faithful_median(entry: WeightsEntry, cell: torch.Tensor,
                      centers: torch.Tensor) -> tuple[float, float] | None:
     """The faithful decode at one cell (``cell``: its ``(Q,)`` logits) of a model that keeps the
     rebalancing weights it was trained with (litecolor), else None."""
-    weights = getattr(load_model(entry.name), "bin_weights", None)
-    if not isinstance(weights, torch.Tensor):
+    weights = bin_weights_of(load_model(entry.name))
+    if weights is None:
         return None
     ab = decode_median(cell[:, None, None], centers.float(), weights.float().cpu())[:, 0, 0]
     return float(ab[0]), float(ab[1])

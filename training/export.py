@@ -28,6 +28,7 @@ from torch import nn
 
 from colorcore.errors import ColorcoreError, WeightsError
 from colorcore.io import atomic_write_text
+from colorcore.models.litecolor import bin_weights_of
 from colorcore.registry import build_model
 from colorcore.weights import WeightsEntry, load_weights_file, save_weights, weights_dir
 from training.checkpoint import load_checkpoint
@@ -337,13 +338,14 @@ def _check_roundtrip(model: nn.Module, path: Path, size: int) -> None:
 
 
 def _fill_bin_weights(model: nn.Module, data_dir: Path) -> None:
-    if not isinstance(getattr(model, "bin_weights", None), torch.Tensor):
+    weights = bin_weights_of(model)
+    if weights is None:
         raise ExportError(f"--bin-priors: {type(model).__name__} keeps no bin weights (only litecolor does)")
     if not data_dir.is_dir():
         raise ExportError(f"--bin-priors: {data_dir} is not a folder of photos")
     centers = model.decoder.centers
     with torch.no_grad():
-        model.bin_weights.copy_(rebalancing_weights(load_or_compute_priors(data_dir, centers), centers))
+        weights.copy_(rebalancing_weights(load_or_compute_priors(data_dir, centers), centers))
 
 
 def build_parser() -> argparse.ArgumentParser:

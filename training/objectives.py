@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from colorcore import quantize
 from colorcore.errors import ConfigError
 from colorcore.models.base import AB_SCALE
-from colorcore.models.litecolor import has_regression_head
+from colorcore.models.litecolor import bin_weights_of, has_regression_head
 
 REGRESSION_LOSSES = ("mse", "l1", "smoothl1", "huber")
 HINT_GRID_STEP = 10.0
@@ -465,10 +465,10 @@ class ObjectiveOptions:
 def store_bin_weights(model: nn.Module, objective: nn.Module) -> None:
     """Copy a rebalanced 313-bin objective's class weights into a model that keeps them (litecolor's
     ``bin_weights``), so the saved weights can divide them out in the faithful decode."""
-    weights = getattr(objective, "class_weights", None)
-    if weights is not None and isinstance(getattr(model, "bin_weights", None), Tensor):
+    weights, kept = getattr(objective, "class_weights", None), bin_weights_of(model)
+    if weights is not None and kept is not None:
         with torch.no_grad():
-            model.bin_weights.copy_(weights)
+            kept.copy_(weights)
 
 
 def make_objective(model: nn.Module, task: str, options: ObjectiveOptions,

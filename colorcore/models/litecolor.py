@@ -165,6 +165,12 @@ def has_regression_head(model: nn.Module | type) -> bool:
     return hasattr(model, "forward_both")
 
 
+def bin_weights_of(model: nn.Module) -> Tensor | None:
+    """The rebalancing weights a model keeps for its faithful decode (litecolor's ``bin_weights``) or None."""
+    weights = getattr(model, "bin_weights", None)
+    return weights if isinstance(weights, Tensor) else None
+
+
 def check_faithful(model: nn.Module, method: str | None) -> None:
     """Raise :class:`ConfigError` when a two-head decode (``faithful``, ``regression``) is asked of a model
     without both heads."""
