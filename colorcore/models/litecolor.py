@@ -144,7 +144,9 @@ class LiteColor(ColorModel):
 
     def _ab_and_logits(self, l: Tensor, **knobs: Any) -> tuple[Tensor, Tensor]:
         """``method="faithful"`` (the default when neither ``temperature`` nor ``top_k`` is given) returns
-        the regression head; any other decode reads the 313-bin head. Hints are not used."""
+        the geometric median of the 313-bin head, de-rebalanced by ``bin_weights``; ``"regression"``
+        returns the L1 head; any other decode is the annealed mean or top-k of the 313-bin head.
+        Hints are not used."""
         temperature, top_k, method = knobs["temperature"], knobs["top_k"], knobs["method"]
         if method is None and temperature is None and not top_k:
             method = FAITHFUL
