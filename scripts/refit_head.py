@@ -31,11 +31,11 @@ from torch import Tensor, nn
 from colorcore import create_model, metrics, quantize
 from colorcore.io import iter_image_files, load_image
 from colorcore.pipeline import Colorizer
+from colorcore.quantize import ZHANG_TEMPERATURE
 from training.data import to_lab
 from training.objectives import pool_to
 
 BATCH = 64
-VIVID_TEMPERATURE = 0.38
 SCORES = ("psnr", "auc", "colorfulness", "ciede2000")
 
 
@@ -95,7 +95,7 @@ def fit_head(model: nn.Module, features: Tensor, ab: Tensor, weights: Tensor, st
 def score(model: nn.Module, files: list[Path]) -> dict[str, dict[str, float]]:
     """Mean scores of the faithful and vivid decodes through the pipeline at 128 px."""
     colorizer = Colorizer(model, size=128)
-    decodes = {"faithful": {"method": "faithful"}, "vivid": {"temperature": VIVID_TEMPERATURE}}
+    decodes = {"faithful": {"method": "faithful"}, "vivid": {"temperature": ZHANG_TEMPERATURE}}
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in decodes}
     for path in files:
         truth = np.asarray(load_image(path).convert("RGB"))
